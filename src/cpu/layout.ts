@@ -1,0 +1,83 @@
+/**
+ * The hart state block: every architectural register of one hart, as 64-bit
+ * slots in machine memory (brief, section 3). TypeScript, generated Wasm and
+ * other threads address the same bytes; a snapshot copies the block.
+ *
+ * Bump HART_STATE_VERSION whenever a slot moves or changes meaning.
+ */
+export const HART_STATE_VERSION = 1;
+
+export const SLOT = {
+  X: 0, // x0..x31
+  F: 32, // f0..f31
+  PC: 64,
+  PRIV: 65,
+  MSTATUS: 66,
+  MISA: 67,
+  MEDELEG: 68,
+  MIDELEG: 69,
+  MIE: 70,
+  /** mip bits written by software (SSIP, STIP without Sstc, SEIP). */
+  MIP: 71,
+  MTVEC: 72,
+  MSCRATCH: 73,
+  MEPC: 74,
+  MCAUSE: 75,
+  MTVAL: 76,
+  MCOUNTEREN: 77,
+  MENVCFG: 78,
+  MCOUNTINHIBIT: 79,
+  STVEC: 80,
+  SSCRATCH: 81,
+  SEPC: 82,
+  SCAUSE: 83,
+  STVAL: 84,
+  SCOUNTEREN: 85,
+  SENVCFG: 86,
+  SATP: 87,
+  STIMECMP: 88,
+  FCSR: 89,
+  MCYCLE: 90,
+  MINSTRET: 91,
+  MHARTID: 92,
+  PMPCFG0: 93, // entries 0..7
+  PMPCFG2: 94, // entries 8..15
+  PMPADDR0: 95, // ..110
+  /** Interrupt lines driven by devices (MSIP, SEIP, MEIP bits of mip); low word, updated with Atomics. */
+  IRQ_LINES: 111,
+  /** The machine timer comparator of this hart (ACLINT MTIMER mtimecmp), written by the timer device. */
+  MTIMECMP: 112,
+  /** LR reservation: machine address (or -1) and the value LR observed. */
+  RES_ADDR: 113,
+  RES_VALUE: 114,
+  /** Low word: wake-up counter for a hart sleeping in WFI (Atomics.wait/notify). */
+  WAKE: 115,
+  VERSION: 116,
+} as const;
+
+export const HART_SLOTS = 128;
+export const HART_BLOCK_BYTES = HART_SLOTS * 8;
+export const PMP_ENTRIES = 16;
+
+/**
+ * Soft TLB: direct-mapped tables, one per MMU context (QEMU's softmmu design).
+ * An entry is 8 words: tags for read, write and execute (page-aligned low word of
+ * the virtual address; a non-aligned value never matches), the high word of the
+ * virtual address, the machine address of the page, its guest-physical page number.
+ */
+export const TLB_ENTRIES = 512;
+export const TLB_ENTRY_WORDS = 8;
+export const TLB_TAG_READ = 0;
+export const TLB_TAG_WRITE = 1;
+export const TLB_TAG_EXEC = 2;
+export const TLB_TAG_HI = 3;
+export const TLB_MADDR = 4;
+export const TLB_GPPN = 5;
+export const TLB_INVALID = 1;
+/** MMU contexts: U, S, S with SUM, M (physical). */
+export const TLB_CTX_U = 0;
+export const TLB_CTX_S = 1;
+export const TLB_CTX_S_SUM = 2;
+export const TLB_CTX_M = 3;
+export const TLB_CONTEXTS = 4;
+export const TLB_BYTES = TLB_CONTEXTS * TLB_ENTRIES * TLB_ENTRY_WORDS * 4;

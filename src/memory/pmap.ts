@@ -1,0 +1,215 @@
+/**
+ * The per-VM physical map: guest frame → machine frame + permissions
+ * (Disco's pmap, brief section 3). RAM and ROM regions of a VM's guest-physical
+ * address space are described here; everything else is MMIO or a hole and makes
+ * the hart exit to its caller.
+ *
+ * Entries live in a SharedArrayBuffer so harts on worker threads share them.
+ * Machine frames are given to a VM only when its guest first touches a page.
+ */
+import { MachineMemory, PAGE_SHIFT, PAGE_SIZE } from './machine-memory.js';
+
+/** Entry bits. An entry is (machineFrame << PM_FRAME_SHIFT) | flags; 0 means "not present". */
+export const PM_PRESENT = 1;
+/** Stores may go straight to the frame; clear for read-only / copy-on-write pages. */
+export const PM_WRITE = 2;
+/** The page holds translated code: stores take the slow path so translations are invalidated. */
+export const PM_CODE = 4;
+/** Stores to this page are watched (e.g. the HTIF tohost word). */
+export const PM_WATCH = 8;
+export const PM_FRAME_SHIFT = 4;
+
+export type RegionKind = 'ram' | 'rom';
+
+export interface PmapRegion {
+  readonly name: string;
+  readonly kind: RegionKind;
+  /** Guest-physical base address, page aligned. */
+  readonly base: number;
+  readonly pages: number;
+  /** Index of the region's first page in the entry array. */
+  readonly first: number;
+}
+
+export interface PmapShared {
+  readonly regions: readonly PmapRegion[];
+  readonly entries: SharedArrayBuffer;
+  readonly control: SharedArrayBuffer;
+  readonly limitFrames: number;
+}
+
+const CTL_MAPPED = 0; // frames this VM holds
+const CTL_GENERATION = 1; // bumped when a mapping is removed or weakened: harts flush their TLBs
+const CTL_TOUCHED = 2; // guest pages ever touched
+const CTL_WORDS = 4;
+
+export interface RegionSpec {
+  readonly name: string;
+  readonly kind: RegionKind;
+  readonly base: number;
+  readonly size: number;
+}
+
+export class Pmap {
+  readonly regions: readonly PmapRegion[];
+  readonly entries: Int32Array;
+  readonly limitFrames: number;
+  private readonly ctl: Int32Array;
+  private readonly shared: PmapShared;
+
+  private constructor(readonly mem: MachineMemory, shared: PmapShared) {
+    this.shared = shared;
+    this.regions = shared.regions;
+    this.entries = new Int32Array(shared.entries);
+    this.ctl = new Int32Array(shared.control);
+    this.limitFrames = shared.limitFrames;
+  }
+
+  static create(mem: MachineMemory, specs: readonly RegionSpec[], limitFrames = Number.MAX_SAFE_INTEGER): Pmap {
+    const regions: PmapRegion[] = [];
+    let first = 0;
+    for (const s of specs) {
+      if (s.base % PAGE_SIZE !== 0 || s.size % PAGE_SIZE !== 0 || s.size <= 0) {
+        throw new RangeError(`region ${s.name}: base and size must be positive multiples of ${PAGE_SIZE}`);
+      }
+      for (const r of regions) {
+        if (s.base < r.base + r.pages * PAGE_SIZE && r.base < s.base + s.size) {
+          throw new RangeError(`region ${s.name} overlaps ${r.name}`);
+        }
+      }
+      const pages = s.size / PAGE_SIZE;
+      regions.push({ name: s.name, kind: s.kind, base: s.base, pages, first });
+      first += pages;
+    }
+    const shared: PmapShared = {
+      regions,
+      entries: new SharedArrayBuffer(first * 4),
+      control: new SharedArrayBuffer(CTL_WORDS * 4),
+      limitFrames,
+    };
+    return new Pmap(mem, shared);
+  }
+
+  static attach(mem: MachineMemory, shared: PmapShared): Pmap {
+    return new Pmap(mem, shared);
+  }
+
+  share(): PmapShared {
+    return this.shared;
+  }
+
+  /** Index of the page holding `gpa` in `entries`, or -1 if no region maps it. */
+  indexOf(gpa: number): number {
+    for (const r of this.regions) {
+      const off = gpa - r.base;
+      if (off >= 0 && off < r.pages * PAGE_SIZE) return r.first + Math.floor(off / PAGE_SIZE);
+    }
+    return -1;
+  }
+
+  regionOf(gpa: number): PmapRegion | undefined {
+    for (const r of this.regions) {
+      const off = gpa - r.base;
+      if (off >= 0 && off < r.pages * PAGE_SIZE) return r;
+    }
+    return undefined;
+  }
+
+  /**
+   * The entry for page `index`, backing it with a fresh zero frame on first touch.
+   * Returns 0 when no frame can be had (pool or VM limit exhausted).
+   */
+  entry(index: number): number {
+    const e = this.entries[index]!;
+    if (e !== 0) return e;
+    return this.fault(index);
+  }
+
+  private fault(index: number): number {
+    if (Atomics.load(this.ctl, CTL_MAPPED) >= this.limitFrames) return 0;
+    const frame = this.mem.allocFrame();
+    if (frame < 0) return 0;
+    const region = this.regionAtIndex(index);
+    const flags = PM_PRESENT | (region?.kind === 'rom' ? 0 : PM_WRITE);
+    const e = (frame << PM_FRAME_SHIFT) | flags;
+    const prev = Atomics.compareExchange(this.entries, index, 0, e);
+    if (prev !== 0) {
+      // Another hart backed it first.
+      this.mem.freeFrame(frame);
+      return prev;
+    }
+    Atomics.add(this.ctl, CTL_MAPPED, 1);
+    Atomics.add(this.ctl, CTL_TOUCHED, 1);
+    return e;
+  }
+
+  private regionAtIndex(index: number): PmapRegion | undefined {
+    for (const r of this.regions) if (index >= r.first && index < r.first + r.pages) return r;
+    return undefined;
+  }
+
+  /** Machine byte address of guest-physical `gpa` (backing the page if needed), or -1. */
+  machineAddress(gpa: number): number {
+    const i = this.indexOf(gpa);
+    if (i < 0) return -1;
+    const e = this.entry(i);
+    if (e === 0) return -1;
+    return (e >>> PM_FRAME_SHIFT) * PAGE_SIZE + (gpa % PAGE_SIZE);
+  }
+
+  /** Sets or clears flag bits on a page (e.g. PM_WATCH); bumps the generation when a permission is removed. */
+  setFlags(gpa: number, set: number, clear: number): void {
+    const i = this.indexOf(gpa);
+    if (i < 0) throw new RangeError(`0x${gpa.toString(16)} is not guest RAM`);
+    const e = this.entry(i);
+    if (e === 0) throw new RangeError('out of machine memory');
+    Atomics.store(this.entries, i, (e | set) & ~clear);
+    this.bumpGeneration();
+  }
+
+  /** Copies bytes into guest-physical memory (loaders, devices' DMA), backing pages as needed. */
+  write(gpa: number, data: Uint8Array): void {
+    let done = 0;
+    while (done < data.length) {
+      const addr = gpa + done;
+      const ma = this.machineAddress(addr);
+      if (ma < 0) throw new RangeError(`guest-physical 0x${addr.toString(16)} is not RAM`);
+      const n = Math.min(data.length - done, PAGE_SIZE - (addr % PAGE_SIZE));
+      this.mem.u8.set(data.subarray(done, done + n), ma);
+      done += n;
+    }
+  }
+
+  /** Copies bytes out of guest-physical memory. */
+  read(gpa: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const addr = gpa + done;
+      const ma = this.machineAddress(addr);
+      if (ma < 0) throw new RangeError(`guest-physical 0x${addr.toString(16)} is not RAM`);
+      const n = Math.min(length - done, PAGE_SIZE - (addr % PAGE_SIZE));
+      out.set(this.mem.u8.subarray(ma, ma + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  generation(): number {
+    return Atomics.load(this.ctl, CTL_GENERATION);
+  }
+
+  bumpGeneration(): void {
+    Atomics.add(this.ctl, CTL_GENERATION, 1);
+  }
+
+  framesMapped(): number {
+    return Atomics.load(this.ctl, CTL_MAPPED);
+  }
+
+  pagesTouched(): number {
+    return Atomics.load(this.ctl, CTL_TOUCHED);
+  }
+}
+
+export { PAGE_SHIFT, PAGE_SIZE };
