@@ -46,7 +46,17 @@ export function bareMetalBus(mem: MachineMemory, clock: Clock, blocks: readonly 
   return bus;
 }
 
-export async function runBareMetal(image: Uint8Array, cfg: BareMetalConfig): Promise<HartOutcome> {
+/** A loaded bare-metal machine, ready to run. */
+export interface BareMetal {
+  readonly mem: MachineMemory;
+  readonly pmap: Pmap;
+  readonly clock: Clock;
+  readonly harts: readonly Hart[];
+  readonly bus: MmioBus;
+  readonly tohost: number;
+}
+
+export function createBareMetal(image: Uint8Array, cfg: Omit<BareMetalConfig, 'maxInstructions'>): BareMetal {
   const elf = parseElf(image);
   const ramEnd = DRAM_BASE + cfg.ramBytes;
   for (const s of elf.segments) {
@@ -57,10 +67,8 @@ export async function runBareMetal(image: Uint8Array, cfg: BareMetalConfig): Pro
   }
   const mem = MachineMemory.create(cfg.ramBytes + 16 * 1024 * 1024);
   const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM_BASE, size: cfg.ramBytes }]);
-  for (const s of elf.segments) {
-    pmap.write(s.paddr, s.data);
-    // The rest of memsz is zero already: frames come zeroed.
-  }
+  // Frames come zeroed, so the part of memsz beyond the file data needs nothing.
+  for (const s of elf.segments) pmap.write(s.paddr, s.data);
   const tohost = elf.symbols.get('tohost') ?? -1;
   if (tohost >= 0) {
     if (tohost < DRAM_BASE || tohost + 8 > ramEnd) throw new ElfError('tohost symbol is outside RAM');
@@ -74,15 +82,17 @@ export async function runBareMetal(image: Uint8Array, cfg: BareMetalConfig): Pro
     h.setX(10, BigInt(id));
     harts.push(h);
   }
-  const blocks = harts.map((h) => h.blockOffset);
-  if (cfg.cpus === 1) {
-    const bus = bareMetalBus(mem, clock, blocks);
-    return runHart(harts[0]!, bus, { maxInstructions: cfg.maxInstructions }, 1);
-  }
-  return runOnWorkers(mem, pmap, clock, harts, tohost, cfg);
+  const bus = bareMetalBus(mem, clock, harts.map((h) => h.blockOffset));
+  return { mem, pmap, clock, harts, bus, tohost };
 }
 
-function runOnWorkers(mem: MachineMemory, pmap: Pmap, clock: Clock, harts: Hart[], tohost: number, cfg: BareMetalConfig): Promise<HartOutcome> {
+export async function runBareMetal(image: Uint8Array, cfg: BareMetalConfig): Promise<HartOutcome> {
+  const m = createBareMetal(image, cfg);
+  if (cfg.cpus === 1) return runHart(m.harts[0]!, m.bus, { maxInstructions: cfg.maxInstructions }, 1);
+  return runOnWorkers(m.mem, m.pmap, m.clock, m.harts, m.tohost, cfg);
+}
+
+function runOnWorkers(mem: MachineMemory, pmap: Pmap, clock: Clock, harts: readonly Hart[], tohost: number, cfg: BareMetalConfig): Promise<HartOutcome> {
   const stop = new SharedArrayBuffer(4);
   const workers: Worker[] = [];
   return new Promise<HartOutcome>((resolve) => {
@@ -96,7 +106,7 @@ function runOnWorkers(mem: MachineMemory, pmap: Pmap, clock: Clock, harts: Hart[
       for (const w of workers) void w.terminate();
       resolve(o);
     };
-    harts.forEach((h, index) => {
+    harts.forEach((_h, index) => {
       const data: HartWorkerData = {
         mem: mem.share(), pmap: pmap.share(), clock: clock.shared,
         blocks: harts.map((x) => x.blockOffset), tlbs: harts.map((x) => x.tlbOffset),
@@ -113,7 +123,6 @@ function runOnWorkers(mem: MachineMemory, pmap: Pmap, clock: Clock, harts: Hart[
         finish(o);
       });
       w.on('error', (e: Error) => finish({ kind: 'halt', reason: `hart ${index}: ${e.message}` }));
-      void h;
     });
   });
 }
