@@ -127,6 +127,8 @@ export class Hart {
   /** A load to MMIO waiting for completeLoad(): destination, size and instruction length. */
   private pendingLoad: { dest: LoadDest; size: number; len: number } | null = null;
   private mmioGpa = 0;
+  /** Virtual address of the access that found no RAM (tval of its access fault). */
+  private mmioVa = 0n;
   /** Retired instructions not yet added to minstret/mcycle. */
   private unretired = 0;
   /** Instructions executed since the hart was created (budget accounting). */
@@ -310,7 +312,7 @@ export class Hart {
       this.setSlot(SLOT.MINSTRET, this.slot(SLOT.MINSTRET) - 1n);
       this.setSlot(SLOT.MCYCLE, this.slot(SLOT.MCYCLE) - 1n);
     }
-    this.takeTrap(cause, false, BigInt(this.mmioGpa), pc);
+    this.takeTrap(cause, false, this.mmioVa, pc);
   }
   private lastMmioLen = 4;
 
@@ -355,6 +357,8 @@ export class Hart {
       }
       let limit = Math.min(budget, n + SLICE);
       let len = 4;
+      /** The first 16 bits fetched: the tval of an illegal compressed instruction. */
+      let parcel = 0;
       try {
         while (n < limit) {
           // ---- fetch
@@ -363,6 +367,7 @@ export class Hart {
           if ((pcLo & -4096) === this.fetchTagLo && pcHi === this.fetchTagHi) ma = this.fetchBase + off;
           else ma = this.fetchSlow(pcLo, pcHi);
           let insn = U16[ma >>> 1]!;
+          parcel = insn;
           if ((insn & 3) !== 3) {
             len = 2;
             const e = rvc[insn]!;
@@ -386,6 +391,7 @@ export class Hart {
               const lo = s | 0;
               const hi = (R[x1 + 1]! + (imm >> 31) + (s > 0xffffffff ? 1 : 0)) | 0;
               const f3 = (insn >>> 12) & 7;
+              if (f3 === 7) this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
               const size = 1 << (f3 & 3);
               const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
               let a: number;
@@ -405,8 +411,7 @@ export class Hart {
                 case 3: R[xd] = R[a >>> 2]!; R[xd + 1] = R[(a >>> 2) + 1]!; break;
                 case 4: R[xd] = this.u8[a]!; R[xd + 1] = 0; break;
                 case 5: R[xd] = U16[a >>> 1]!; R[xd + 1] = 0; break;
-                case 6: R[xd] = R[a >>> 2]!; R[xd + 1] = 0; break;
-                default: this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
+                default: R[xd] = R[a >>> 2]!; R[xd + 1] = 0; break;
               }
               break;
             }
@@ -684,6 +689,7 @@ export class Hart {
         R[xw] = 0; R[xw + 1] = 0;
         if (e === TRAP) {
           trapped++;
+          if (this.trapCause === CAUSE.ILLEGAL_INSTRUCTION && len === 2) this.trapTval = BigInt(parcel);
           this.takeTrap(this.trapCause, false, this.trapTval, BigInt.asUintN(64, (BigInt(pcHi) << 32n) | BigInt(pcLo >>> 0)));
           pcLo = R[xw + 2 * SLOT.PC]!;
           pcHi = R[xw + 2 * SLOT.PC + 1]!;
@@ -913,7 +919,7 @@ export class Hart {
     }
     if ((lo & (size - 1)) !== 0) this.raise(isLr ? CAUSE.MISALIGNED_LOAD : CAUSE.MISALIGNED_STORE, vaddr(lo, hi));
     const a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size, true, true);
-    if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, BigInt(this.mmioGpa));
+    if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, this.mmioVa);
     const b = this.i64[this.sq + SLOT.X + rs2]!;
     const xd = this.xw + 2 * rd;
     if (size === 4) {
@@ -1463,6 +1469,7 @@ export class Hart {
     const idx = this.pmap.indexOf(gpa);
     if (idx < 0) {
       this.mmioGpa = gpa;
+      this.mmioVa = vaddr(lo, hi);
       return -1;
     }
     let ent = this.pmapEntries[idx]!;
@@ -1587,7 +1594,8 @@ export class Hart {
   }
 
   private computePmpActive(): boolean {
-    for (let i = 0; i < PMP_ENTRIES; i++) if (this.pmpCfg(i) & PMP_A) return true;
+    this.decodePmp();
+    for (let i = 0; i < PMP_ENTRIES; i++) if (this.pmpHi[i] !== 0) return true;
     return false;
   }
 
@@ -1615,44 +1623,50 @@ export class Hart {
     this.flushTlb();
   }
 
-  /** Byte range [lo, hi) of PMP entry i, or null when it is off. */
-  private pmpRange(i: number): [number, number] | null {
-    const cfg = this.pmpCfg(i);
-    const a = (cfg & PMP_A) >> 3;
-    const addr = Number(this.slotU(SLOT.PMPADDR0 + i));
-    switch (a) {
-      case PMP_OFF: return null;
-      case PMP_TOR: {
-        const prev = i === 0 ? 0 : Number(this.slotU(SLOT.PMPADDR0 + i - 1));
-        return [prev * 4, addr * 4];
+  /** Decodes every PMP entry into byte ranges [pmpLo, pmpHi); an entry that is off has pmpHi = 0. */
+  private decodePmp(): void {
+    for (let i = 0; i < PMP_ENTRIES; i++) {
+      const cfg = this.pmpCfg(i);
+      const addr = this.slotU(SLOT.PMPADDR0 + i);
+      let lo = 0n, hi = 0n;
+      switch ((cfg & PMP_A) >> 3) {
+        case PMP_OFF: break;
+        case PMP_TOR: lo = i === 0 ? 0n : this.slotU(SLOT.PMPADDR0 + i - 1) << 2n; hi = addr << 2n; break;
+        case PMP_NA4: lo = addr << 2n; hi = lo + 4n; break;
+        default: {
+          // NAPOT: the trailing ones of pmpaddr encode the size (section 3.7.1, table 3.10).
+          let ones = 0n;
+          while (((addr >> ones) & 1n) === 1n) ones++;
+          const size = 1n << (ones + 3n);
+          lo = (addr << 2n) & ~(size - 1n);
+          hi = lo + size;
+        }
       }
-      case PMP_NA4: return [addr * 4, addr * 4 + 4];
-      default: {
-        // NAPOT: trailing ones of pmpaddr give the size.
-        let ones = 0;
-        let x = addr;
-        while (x % 2 === 1) { ones++; x = Math.floor(x / 2); }
-        const size = 2 ** (ones + 3);
-        const base = (addr - (2 ** ones - 1)) * 4;
-        return [base, base + size];
-      }
+      // Physical addresses are below 2^56: clamping keeps the doubles exact where it matters.
+      this.pmpLo[i] = Number(lo);
+      this.pmpHi[i] = lo < hi ? Number(hi) : 0;
+      this.pmpCfgs[i] = cfg;
     }
   }
+  private readonly pmpLo = new Float64Array(PMP_ENTRIES);
+  private readonly pmpHi = new Float64Array(PMP_ENTRIES);
+  private readonly pmpCfgs = new Uint8Array(PMP_ENTRIES);
 
   /** True if an access of `size` bytes at physical `pa` with permission bit `perm` is allowed for `priv`. */
   private pmpCheck(pa: number, size: number, perm: number, priv: number): boolean {
     for (let i = 0; i < PMP_ENTRIES; i++) {
-      const r = this.pmpRange(i);
-      if (!r) continue;
-      const [lo, hi] = r;
+      const hi = this.pmpHi[i]!;
+      if (hi === 0) continue;
+      const lo = this.pmpLo[i]!;
       if (pa + size <= lo || pa >= hi) continue; // no byte matches
-      if (pa < lo || pa + size > hi) return false; // partial match fails
-      const cfg = this.pmpCfg(i);
+      if (pa < lo || pa + size > hi) return false; // a partial match fails
+      const cfg = this.pmpCfgs[i]!;
       if (priv === PRIV_M && (cfg & PMP_L) === 0) return true;
       return (cfg & perm) !== 0;
     }
     return priv === PRIV_M;
   }
+
 }
 
 const SYS_NEXT = 0;

@@ -1,0 +1,53 @@
+/** Shared helpers of the test suite: paths, building RISC-V programs, running the CLI. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests compile to dist/test/). */
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const buildDir = join(root, 'build', 'test');
+export const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+
+/** Assembles a bare-metal program (with test/asm/link.ld) and returns the ELF's path. */
+export function buildAsm(name: string, source: string, extraFlags: readonly string[] = []): string {
+  mkdirSync(buildDir, { recursive: true });
+  const s = join(buildDir, `${name}.S`);
+  const elf = join(buildDir, `${name}.elf`);
+  writeFileSync(s, source);
+  execFileSync('riscv64-linux-gnu-gcc', ['-march=rv64gc', '-mabi=lp64d', '-nostdlib', '-nostartfiles', '-static',
+    '-T', join(root, 'test', 'asm', 'link.ld'), ...extraFlags, s, '-o', elf]);
+  return elf;
+}
+
+/** The HTIF words every program needs, in the section the linker script places. */
+export const TOHOST = `
+  .section .tohost, "aw", @progbits
+  .align 6
+  .globl tohost
+tohost: .dword 0
+  .align 6
+  .globl fromhost
+fromhost: .dword 0
+`;
+
+/** A program whose body runs at _start and then passes (tohost = 1). */
+export function program(body: string): string {
+  return `  .option nopic
+  .section .text.init
+  .globl _start
+_start:
+${body}
+  li t0, 1
+  la t1, tohost
+  sd t0, 0(t1)
+1: j 1b
+${TOHOST}`;
+}
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+export function runCli(args: readonly string[], timeoutMs = 60_000): CliResult {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
