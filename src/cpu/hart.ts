@@ -11,7 +11,7 @@
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
-import { HART_BLOCK_BYTES, HART_SLOTS, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_SUM, TLB_CTX_U, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
+import { HART_BLOCK_BYTES, HART_SLOTS, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_SUM, TLB_CTX_U, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
 import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
@@ -1102,7 +1102,9 @@ export class Hart {
       }
       if ((insn >>> 25) === 0x09 && rd === 0) { // SFENCE.VMA
         if (priv === PRIV_U || (priv === PRIV_S && (this.slotLo(SLOT.MSTATUS) & MSTATUS.TVM))) ill();
-        if (rs1 === 0) this.flushTlb();
+        const rs2 = (insn >>> 20) & 31;
+        if (rs1 === 0 && rs2 === 0) this.flushTlb();
+        else if (rs1 === 0) this.flushTlbAsid(this.i32[this.xw + 2 * rs2]! & 0xffff);
         else this.flushTlbPage(this.i32[this.xw + 2 * rs1]!, this.i32[this.xw + 2 * rs1 + 1]!);
         return SYS_NEXT;
       }
@@ -1250,7 +1252,7 @@ export class Hart {
         const asidMask = ((1n << BigInt(ASID_BITS)) - 1n) << 44n;
         const nv = mode === SATP_MODE_BARE ? 0n : (v & ((0xfn << 60n) | asidMask | ((1n << 44n) - 1n)));
         this.setSlot(SLOT.SATP, nv);
-        this.flushTlb();
+        this.selectBank();
         return true;
       }
       case CSR.mstatus: this.writeMstatus(v); return true;
@@ -1392,14 +1394,14 @@ export class Hart {
 
   // ---------------------------------------------------------------- MMU
 
-  /** Recomputes the TLB contexts for fetch and data from priv and mstatus. */
+  /** Recomputes the TLB contexts for fetch and data from priv, mstatus and the current bank. */
   private updateContexts(): void {
     const priv = this.priv;
     const ms = this.slotLo(SLOT.MSTATUS);
-    const satpMode = Number(this.slotU(SLOT.SATP) >> 60n);
+    const bankBase = 1 + this.bank * TLB_BANK_CONTEXTS;
     const ctx = (p: number): number => {
-      if (p === PRIV_M || satpMode === SATP_MODE_BARE) return p === PRIV_M ? TLB_CTX_M : p === PRIV_S ? TLB_CTX_S : TLB_CTX_U;
-      return p === PRIV_S ? ((ms & MSTATUS.SUM) ? TLB_CTX_S_SUM : TLB_CTX_S) : TLB_CTX_U;
+      if (p === PRIV_M) return TLB_CTX_M;
+      return bankBase + (p === PRIV_U ? TLB_CTX_U : (ms & MSTATUS.SUM) ? TLB_CTX_S_SUM : TLB_CTX_S);
     };
     this.fetchCtx = ctx(priv) * TLB_CTX_WORDS;
     let dp = priv;
@@ -1410,16 +1412,58 @@ export class Hart {
   }
   private dataPriv = PRIV_M;
 
-  flushTlb(): void {
+  // Address-space banks of the TLB: which satp (MODE and ASID) each holds, and their age.
+  private readonly bankKey = new Int32Array(TLB_BANKS).fill(-1);
+  private readonly bankAge = new Float64Array(TLB_BANKS);
+  private bank = 0;
+  private bankClock = 0;
+
+  /** The address space of satp: MODE and ASID (translations do not depend on anything else once cached). */
+  private static satpKey(satp: bigint): number {
+    return (Number(satp >> 60n) << 16) | Number((satp >> 44n) & 0xffffn);
+  }
+
+  /** Selects (or recycles) the TLB bank for the current satp; no flush when the address space was seen recently. */
+  private selectBank(): void {
+    const key = Hart.satpKey(this.slotU(SLOT.SATP));
+    let pick = -1;
+    for (let b = 0; b < TLB_BANKS; b++) if (this.bankKey[b] === key) pick = b;
+    if (pick < 0) {
+      pick = 0;
+      for (let b = 1; b < TLB_BANKS; b++) if (this.bankAge[b]! < this.bankAge[pick]!) pick = b;
+      this.flushContexts(1 + pick * TLB_BANK_CONTEXTS, TLB_BANK_CONTEXTS);
+      this.bankKey[pick] = key;
+    }
+    this.bankAge[pick] = ++this.bankClock;
+    this.bank = pick;
+    this.updateContexts();
+  }
+
+  private flushContexts(first: number, count: number): void {
     const T = this.i32;
-    const end = this.tw + TLB_CONTEXTS * TLB_CTX_WORDS;
-    for (let i = this.tw; i < end; i += TLB_ENTRY_WORDS) {
+    const start = this.tw + first * TLB_CTX_WORDS;
+    const end = start + count * TLB_CTX_WORDS;
+    for (let i = start; i < end; i += TLB_ENTRY_WORDS) {
       T[i + TLB_TAG_READ] = TLB_INVALID;
       T[i + TLB_TAG_WRITE] = TLB_INVALID;
       T[i + TLB_TAG_EXEC] = TLB_INVALID;
     }
     this.fetchTagLo = TLB_INVALID;
+  }
+
+  /** Drops every cached translation of every address space. */
+  flushTlb(): void {
+    this.flushContexts(0, TLB_CONTEXTS);
+    this.bankKey.fill(-1);
+    this.bankKey[this.bank] = Hart.satpKey(this.slotU(SLOT.SATP));
     this.pmpActive = this.computePmpActive();
+  }
+
+  /** SFENCE.VMA rs1 = x0, rs2 = ASID: drops the translations of that ASID (any MODE). */
+  private flushTlbAsid(asid: number): void {
+    for (let b = 0; b < TLB_BANKS; b++) {
+      if (this.bankKey[b] !== -1 && (this.bankKey[b]! & 0xffff) === asid) this.flushContexts(1 + b * TLB_BANK_CONTEXTS, TLB_BANK_CONTEXTS);
+    }
   }
 
   /** SFENCE.VMA with an address: drops that page from every context (the index does not depend on the context). */
