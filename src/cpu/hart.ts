@@ -215,6 +215,7 @@ export class Hart {
   }
   set priv(p: number) {
     this.setSlot(SLOT.PRIV, BigInt(p));
+    this.updateContexts();
   }
   get pc(): bigint {
     return this.slotU(SLOT.PC);
@@ -272,6 +273,7 @@ export class Hart {
     if (state.block.length !== HART_BLOCK_BYTES) throw new RangeError('hart state block has the wrong size');
     this.u8.set(state.block, this.blockOffset);
     this.pendingLoad = null;
+    this.pendingStoreLen = 0;
     this.flushTlb();
     this.updateContexts();
   }
@@ -303,18 +305,25 @@ export class Hart {
    */
   accessFault(): void {
     let pc = this.pc;
-    let cause: number = CAUSE.LOAD_ACCESS;
+    let cause: number;
     if (this.pendingLoad) {
       this.pendingLoad = null;
-    } else {
-      pc -= BigInt(this.lastMmioLen);
+      cause = CAUSE.LOAD_ACCESS;
+    } else if (this.pendingStoreLen > 0) {
+      pc -= BigInt(this.pendingStoreLen);
+      this.pendingStoreLen = 0;
       cause = CAUSE.STORE_ACCESS;
-      this.setSlot(SLOT.MINSTRET, this.slot(SLOT.MINSTRET) - 1n);
-      this.setSlot(SLOT.MCYCLE, this.slot(SLOT.MCYCLE) - 1n);
+      // The store was counted when it exited; take it back from the counters that counted it.
+      const inhibit = this.slotLo(SLOT.MCOUNTINHIBIT);
+      if ((inhibit & 1) === 0) this.setSlot(SLOT.MCYCLE, this.slot(SLOT.MCYCLE) - 1n);
+      if ((inhibit & 4) === 0) this.setSlot(SLOT.MINSTRET, this.slot(SLOT.MINSTRET) - 1n);
+    } else {
+      throw new Error('accessFault() without a pending MMIO exit');
     }
     this.takeTrap(cause, false, this.mmioVa, pc);
   }
-  private lastMmioLen = 4;
+  /** Length of the store the last 'mmio' store exit reported (0: none), for accessFault(). */
+  private pendingStoreLen = 0;
 
   // ---------------------------------------------------------------- the run loop
 
@@ -324,6 +333,7 @@ export class Hart {
    */
   run(budget: number): Exit {
     if (this.pendingLoad) throw new Error('run() called with an MMIO load not completed');
+    this.pendingStoreLen = 0;
     const R = this.i32;
     const U16 = this.u16;
     const T = this.i32; // TLB words live in the same memory
@@ -361,6 +371,9 @@ export class Hart {
       let parcel = 0;
       try {
         while (n < limit) {
+          // Every attempt counts against the budget, also one whose fetch faults:
+          // a trap vector that itself faults must not spin inside run().
+          n++;
           // ---- fetch
           const off = pcLo & 0xfff;
           let ma: number;
@@ -378,7 +391,6 @@ export class Hart {
             if (off === 0xffe) insn |= this.fetchHalfSlow(pcLo, pcHi) << 16;
             else insn |= U16[(ma >>> 1) + 1]! << 16;
           }
-          n++;
           // ---- execute
           const rd = (insn >>> 7) & 31;
           const rs1 = (insn >>> 15) & 31;
@@ -696,9 +708,9 @@ export class Hart {
         } else if (e === EXIT) {
           const ex = this.pendingExit!;
           this.pendingExit = null;
-          // Exits that did not retire the instruction leave pc on it; MMIO stores and HTIF have set pc past it.
-          if (ex.kind === 'mmio' && !ex.write) trapped++;
-          else if (ex.kind === 'readonly' || ex.kind === 'nomem') trapped++;
+          // MMIO loads retire in completeLoad(); MMIO stores and HTIF stores retire here (accessFault()
+          // takes a store back); readonly and nomem leave pc on the instruction.
+          if (ex.kind === 'mmio' ? !ex.write : ex.kind !== 'htif') trapped++;
           if (ex.kind === 'mmio' && ex.write || ex.kind === 'htif') {
             const s = (pcLo >>> 0) + len;
             pcLo = s | 0;
@@ -859,7 +871,7 @@ export class Hart {
     }
     const a = this.translate(lo, hi, ACC_WRITE, size);
     if (a < 0) {
-      this.lastMmioLen = len;
+      this.pendingStoreLen = len;
       const value = size === 8 ? BigInt.asUintN(64, (BigInt(vhi) << 32n) | BigInt(vlo >>> 0)) : BigInt.asUintN(size * 8, BigInt(vlo));
       this.exitWith({ kind: 'mmio', write: true, gpa: this.mmioGpa, size: size as 1 | 2 | 4 | 8, value, dest: null });
     }
@@ -997,6 +1009,7 @@ export class Hart {
       }
       if (rd !== 0) Q[xd >>> 1] = old;
     }
+    if (!isLr) this.afterSlowStore(a, size);
     void len;
   }
 
@@ -1528,7 +1541,7 @@ export class Hart {
         if (this.pmap.regionOf(gpa)?.kind === 'rom') this.raise(CAUSE.STORE_ACCESS, vaddr(lo, hi));
         this.exitWith({ kind: 'readonly', gpa });
       }
-      if (ent & PM_WATCH) this.watchHit = gpa;
+      this.watchHit = (ent & PM_WATCH) ? gpa : -1;
       void atomic;
     }
     this.accessTlbFill = cacheable;

@@ -27,6 +27,8 @@ export interface MachineMemoryShared {
   readonly memory: WebAssembly.Memory;
   readonly control: SharedArrayBuffer;
   readonly freeStack: SharedArrayBuffer;
+  /** One byte per frame: 1 while handed out. Catches double frees. */
+  readonly owned: SharedArrayBuffer;
   readonly frames: number;
 }
 
@@ -38,6 +40,7 @@ export class MachineMemory {
   readonly u8: Uint8Array;
   private readonly ctl: Int32Array;
   private readonly free: Int32Array;
+  private readonly owned: Uint8Array;
   private readonly shared: MachineMemoryShared;
 
   private constructor(shared: MachineMemoryShared) {
@@ -48,6 +51,7 @@ export class MachineMemory {
     this.u8 = new Uint8Array(this.buffer);
     this.ctl = new Int32Array(shared.control);
     this.free = new Int32Array(shared.freeStack);
+    this.owned = new Uint8Array(shared.owned);
   }
 
   /** A new pool of `bytes` (rounded up to 64 KiB). */
@@ -62,7 +66,7 @@ export class MachineMemory {
     const ctl = new Int32Array(control);
     // Frame 0 is never handed out, so machine address 0 can mean "none".
     ctl[CTL_BUMP] = 1;
-    return new MachineMemory({ memory, control, freeStack, frames });
+    return new MachineMemory({ memory, control, freeStack, owned: new SharedArrayBuffer(frames), frames });
   }
 
   /** The same pool seen from another thread (pass `share()` through postMessage). */
@@ -102,7 +106,10 @@ export class MachineMemory {
         this.ctl[CTL_BUMP] = bump + 1;
       }
     }
-    if (frame >= 0) this.ctl[CTL_IN_USE] = this.ctl[CTL_IN_USE]! + 1;
+    if (frame >= 0) {
+      this.ctl[CTL_IN_USE] = this.ctl[CTL_IN_USE]! + 1;
+      this.owned[frame] = 1;
+    }
     this.unlock();
     if (reused) this.u8.fill(0, frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE);
     return frame;
@@ -117,14 +124,20 @@ export class MachineMemory {
       first = bump;
       this.ctl[CTL_BUMP] = bump + count;
       this.ctl[CTL_IN_USE] = this.ctl[CTL_IN_USE]! + count;
+      this.owned.fill(1, first, first + count);
     }
     this.unlock();
     return first;
   }
 
   freeFrame(frame: number): void {
-    if (frame <= 0 || frame >= this.frames) throw new RangeError(`bad frame ${frame}`);
+    if (!Number.isInteger(frame) || frame <= 0 || frame >= this.frames) throw new RangeError(`bad frame ${frame}`);
     this.lock();
+    if (this.owned[frame] !== 1) {
+      this.unlock();
+      throw new RangeError(`frame ${frame} is not allocated (double free?)`);
+    }
+    this.owned[frame] = 0;
     const top = this.ctl[CTL_FREE_TOP]!;
     this.free[top] = frame;
     this.ctl[CTL_FREE_TOP] = top + 1;
