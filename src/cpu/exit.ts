@@ -42,6 +42,8 @@ export type Exit =
   | { readonly kind: 'nomem'; readonly gpa: number }
   /** A store to the HTIF tohost word (riscv-tests convention). Retired. */
   | { readonly kind: 'htif'; readonly value: bigint }
+  /** An exception that would enter M-mode, with machineTrapExit set; not taken, pc on the instruction. */
+  | { readonly kind: 'trap'; readonly cause: number; readonly tval: bigint; readonly epc: bigint }
   /** The hart stopped for good (double fault in a configuration that cannot trap, or a host request). */
   | { readonly kind: 'halt'; readonly reason: string };
 

@@ -69,6 +69,11 @@ export interface HartOptions {
   readonly ecallExitMask?: number;
   /** Guest-physical address of the HTIF tohost word, if the guest has one. */
   readonly tohost?: number;
+  /**
+   * Exceptions that would enter M-mode exit instead ({kind:'trap'}): for guests whose M-mode
+   * is the hypervisor itself (no firmware in the VM), such a trap is a guest error to report.
+   */
+  readonly machineTrapExit?: boolean;
 }
 
 /** What a snapshot of one hart holds: the state block, verbatim. */
@@ -109,6 +114,7 @@ export class Hart {
 
   ecallExitMask: number;
   tohost: number;
+  machineTrapExit: boolean;
 
   // Caches derived from the state block (recomputed by updateContexts()).
   private fetchCtx = 0;
@@ -142,6 +148,7 @@ export class Hart {
     this.clock = opts.clock;
     this.ecallExitMask = opts.ecallExitMask ?? 0;
     this.tohost = opts.tohost ?? -1;
+    this.machineTrapExit = opts.machineTrapExit ?? false;
     const buf = opts.mem.buffer;
     this.u8 = new Uint8Array(buf);
     this.i8 = new Int8Array(buf);
@@ -702,6 +709,10 @@ export class Hart {
         if (e === TRAP) {
           trapped++;
           if (this.trapCause === CAUSE.ILLEGAL_INSTRUCTION && len === 2) this.trapTval = BigInt(parcel);
+          if (this.machineTrapExit && !this.delegated(this.trapCause, false)) {
+            result = { kind: 'trap', cause: this.trapCause, tval: this.trapTval, epc: vaddr(pcLo, pcHi) };
+            break;
+          }
           this.takeTrap(this.trapCause, false, this.trapTval, BigInt.asUintN(64, (BigInt(pcHi) << 32n) | BigInt(pcLo >>> 0)));
           pcLo = R[xw + 2 * SLOT.PC]!;
           pcHi = R[xw + 2 * SLOT.PC + 1]!;
@@ -799,7 +810,8 @@ export class Hart {
     return this.u16[a >>> 1]!;
   }
 
-  private fenceI(): void {
+  /** FENCE.I: later fetches see earlier stores (also remote fences through SBI). */
+  fenceI(): void {
     // The interpreter always fetches from memory; translated code is invalidated by the translator's hooks.
     this.fetchTagLo = TLB_INVALID;
   }
@@ -1249,6 +1261,7 @@ export class Hart {
         // Only SSIP is writable through sip (when delegated).
         const m = this.slotU(SLOT.MIDELEG) & BigInt(MIP_SSIP);
         this.setSlot(SLOT.MIP, (this.slotU(SLOT.MIP) & ~m) | (v & m));
+        if (m !== 0n && (v & m) === 0n) this.port.setIrqLine(MIP_SSIP, false);
         return true;
       }
       case CSR.stvec: return this.writeTvec(SLOT.STVEC, v);
@@ -1285,6 +1298,8 @@ export class Hart {
         let m = BigInt(MIP_SSIP | MIP_SEIP);
         if ((this.slotU(SLOT.MENVCFG) & MENVCFG_STCE) === 0n) m |= BigInt(MIP_STIP);
         this.setSlot(SLOT.MIP, (this.slotU(SLOT.MIP) & ~m) | (v & m));
+        // An IPI raises SSIP as a line (SBI IPI, ACLINT SSWI); software clearing SSIP clears it.
+        if ((v & BigInt(MIP_SSIP)) === 0n) this.port.setIrqLine(MIP_SSIP, false);
         return true;
       }
       case CSR.pmpcfg0: case CSR.pmpcfg2: this.writePmpcfg(csr === CSR.pmpcfg0 ? 0 : 8, v); return true;
@@ -1351,10 +1366,15 @@ export class Hart {
   // ---------------------------------------------------------------- traps and interrupts
 
   /** Enters the trap handler (privileged spec 3.1.6.1, 3.1.7, 4.1.1): sets state and pc in the block. */
+  /** Whether a trap taken now goes to S-mode (section 3.1.8). */
+  private delegated(cause: number, interrupt: boolean): boolean {
+    const bit = 1n << BigInt(cause);
+    return this.priv <= PRIV_S && ((interrupt ? this.slotU(SLOT.MIDELEG) : this.slotU(SLOT.MEDELEG)) & bit) !== 0n;
+  }
+
   takeTrap(cause: number, interrupt: boolean, tval: bigint, epc: bigint): void {
     const priv = this.priv;
-    const bit = 1n << BigInt(cause);
-    const deleg = priv <= PRIV_S && ((interrupt ? this.slotU(SLOT.MIDELEG) : this.slotU(SLOT.MEDELEG)) & bit) !== 0n;
+    const deleg = this.delegated(cause, interrupt);
     const causeVal = interrupt ? (1n << 63n) | BigInt(cause) : BigInt(cause);
     let ms = this.slotU(SLOT.MSTATUS);
     let tvec: bigint;

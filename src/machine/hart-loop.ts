@@ -69,6 +69,8 @@ export async function runHart(hart: Hart, bus: MmioBus, opts: HartLoopOptions, y
         return { kind: 'halt', reason: `out of machine memory backing guest page 0x${exit.gpa.toString(16)}` };
       case 'halt':
         return { kind: 'halt', reason: exit.reason };
+      case 'trap':
+        return { kind: 'halt', reason: `unhandled trap to M-mode: cause ${exit.cause} at pc 0x${exit.epc.toString(16)}` };
       default: {
         const never: never = exit;
         return { kind: 'halt', reason: `unknown exit ${String(never)}` };

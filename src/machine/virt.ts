@@ -1,0 +1,603 @@
+/**
+ * The `virt` board: QEMU virt's memory map and interrupt numbers (brief,
+ * section 5), so that guests built for QEMU's virt boot unchanged.
+ *
+ * One machine description (`describeVirt`) feeds both the device models on the
+ * MMIO bus and the flattened device tree handed to the guest.
+ */
+import { Clock, MTIME_HZ, type ClockMode } from '../cpu/clock.js';
+import { CAUSE, MENVCFG_STCE, MIP_SSIP, PRIV_S } from '../cpu/csr-numbers.js';
+import { Hart } from '../cpu/hart.js';
+import { Clint, CLINT_SIZE } from '../devices/clint.js';
+import { GoldfishRtc } from '../devices/goldfish-rtc.js';
+import { Plic, PLIC_SIZE, PLIC_SOURCES } from '../devices/plic.js';
+import { SifiveTest, type PowerEvent } from '../devices/syscon.js';
+import { Uart16550 } from '../devices/uart16550.js';
+import { VirtioMmioEmpty } from '../devices/virtio-mmio-empty.js';
+import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
+import { Pmap } from '../memory/pmap.js';
+import { MmioBus } from './bus.js';
+import { parseElf } from './elf.js';
+import { encodeFdt, empty, node, PhandleAllocator, str, u32, u64, type FdtNode } from './fdt.js';
+import { HSM_STARTED, HSM_STOPPED, serveSbi, SRST_SHUTDOWN, type SbiPlatform } from './sbi.js';
+
+export const VIRT_MAP = {
+  ROM: 0x1000,
+  ROM_SIZE: 0xf000,
+  TEST: 0x100000,
+  RTC: 0x101000,
+  CLINT: 0x2000000,
+  PLIC: 0xc000000,
+  UART0: 0x10000000,
+  VIRTIO: 0x10001000,
+  VIRTIO_COUNT: 8,
+  DRAM: 0x80000000,
+} as const;
+export const VIRT_IRQ = { VIRTIO0: 1, UART0: 10, RTC: 11 } as const;
+export const MAX_CPUS = 8;
+/** The kernel's load address: DRAM + 2 MiB (Linux RISC-V boot protocol). */
+export const KERNEL_OFFSET = 0x200000;
+const UART_CLOCK_HZ = 3686400;
+
+/** The extensions each hart implements, as the device tree names them. */
+export const ISA_EXTENSIONS = ['i', 'm', 'a', 'f', 'd', 'c', 'zicntr', 'zicsr', 'zifencei', 'zihintpause', 'sstc'] as const;
+export const ISA_STRING = 'rv64imafdc_zicntr_zicsr_zifencei_zihintpause_sstc';
+
+export type DeviceSpec =
+  | { readonly kind: 'clint'; readonly base: number; readonly size: number }
+  | { readonly kind: 'plic'; readonly base: number; readonly size: number; readonly sources: number }
+  | { readonly kind: 'uart'; readonly base: number; readonly size: number; readonly irq: number }
+  | { readonly kind: 'rtc'; readonly base: number; readonly size: number; readonly irq: number }
+  | { readonly kind: 'test'; readonly base: number; readonly size: number }
+  | { readonly kind: 'virtio-mmio'; readonly base: number; readonly size: number; readonly irq: number };
+
+export interface MachineDescription {
+  readonly memory: { readonly base: number; readonly size: number };
+  readonly cpus: number;
+  readonly devices: readonly DeviceSpec[];
+}
+
+export function describeVirt(memoryBytes: number, cpus: number): MachineDescription {
+  const devices: DeviceSpec[] = [
+    { kind: 'test', base: VIRT_MAP.TEST, size: 0x1000 },
+    { kind: 'rtc', base: VIRT_MAP.RTC, size: 0x1000, irq: VIRT_IRQ.RTC },
+    { kind: 'clint', base: VIRT_MAP.CLINT, size: CLINT_SIZE },
+    { kind: 'plic', base: VIRT_MAP.PLIC, size: PLIC_SIZE, sources: PLIC_SOURCES - 1 },
+    { kind: 'uart', base: VIRT_MAP.UART0, size: 0x100, irq: VIRT_IRQ.UART0 },
+  ];
+  for (let i = 0; i < VIRT_MAP.VIRTIO_COUNT; i++) {
+    devices.push({ kind: 'virtio-mmio', base: VIRT_MAP.VIRTIO + i * 0x1000, size: 0x1000, irq: VIRT_IRQ.VIRTIO0 + i });
+  }
+  return { memory: { base: VIRT_MAP.DRAM, size: memoryBytes }, cpus, devices };
+}
+
+export interface Chosen {
+  readonly bootargs: string;
+  readonly initrd: { readonly start: number; readonly end: number } | null;
+}
+
+const hex = (n: number): string => n.toString(16);
+const reg = (base: number, size: number) => u64(BigInt(base), BigInt(size));
+
+/** The device tree of a machine description (Devicetree Specification v0.4; Linux RISC-V bindings). */
+export function virtDeviceTree(desc: MachineDescription, chosen: Chosen): Uint8Array {
+  const ph = new PhandleAllocator();
+  const cpus: FdtNode[] = [];
+  for (let h = 0; h < desc.cpus; h++) {
+    const intc = ph.attach(`intc${h}`, node('interrupt-controller', {
+      '#interrupt-cells': u32(1),
+      'interrupt-controller': empty(),
+      compatible: str('riscv,cpu-intc'),
+    }));
+    cpus.push(ph.attach(`cpu${h}`, node(`cpu@${h}`, {
+      device_type: str('cpu'),
+      reg: u32(h),
+      status: str('okay'),
+      compatible: str('riscv'),
+      'riscv,isa': str(ISA_STRING),
+      'riscv,isa-base': str('rv64i'),
+      'riscv,isa-extensions': str(...ISA_EXTENSIONS),
+      'mmu-type': str('riscv,sv48'),
+    }, [intc])));
+  }
+  const cores = cpus.map((_, h) => node(`core${h}`, { cpu: u32(ph.get(`cpu${h}`)) }));
+  const soc: FdtNode[] = [];
+  const root: FdtNode[] = [];
+  for (const d of desc.devices) {
+    switch (d.kind) {
+      case 'clint': {
+        const ext: number[] = [];
+        for (let h = 0; h < desc.cpus; h++) ext.push(ph.get(`intc${h}`), 3, ph.get(`intc${h}`), 7);
+        soc.push(node(`clint@${hex(d.base)}`, {
+          'interrupts-extended': u32(...ext), reg: reg(d.base, d.size), compatible: str('sifive,clint0', 'riscv,clint0'),
+        }));
+        break;
+      }
+      case 'plic': {
+        const ext: number[] = [];
+        for (let h = 0; h < desc.cpus; h++) ext.push(ph.get(`intc${h}`), 11, ph.get(`intc${h}`), 9);
+        soc.push(ph.attach('plic', node(`plic@${hex(d.base)}`, {
+          'riscv,ndev': u32(d.sources), reg: reg(d.base, d.size), 'interrupts-extended': u32(...ext),
+          'interrupt-controller': empty(), compatible: str('sifive,plic-1.0.0', 'riscv,plic0'),
+          '#address-cells': u32(0), '#interrupt-cells': u32(1),
+        })));
+        break;
+      }
+      case 'uart':
+        soc.push(node(`serial@${hex(d.base)}`, {
+          interrupts: u32(d.irq), 'interrupt-parent': u32(ph.get('plic')), 'clock-frequency': u32(UART_CLOCK_HZ),
+          reg: reg(d.base, d.size), compatible: str('ns16550a'),
+        }));
+        break;
+      case 'rtc':
+        soc.push(node(`rtc@${hex(d.base)}`, {
+          interrupts: u32(d.irq), 'interrupt-parent': u32(ph.get('plic')), reg: reg(d.base, d.size), compatible: str('google,goldfish-rtc'),
+        }));
+        break;
+      case 'test':
+        soc.push(ph.attach('test', node(`test@${hex(d.base)}`, { reg: reg(d.base, d.size), compatible: str('sifive,test1', 'sifive,test0', 'syscon') })));
+        root.push(node('poweroff', { value: u32(0x5555), offset: u32(0), regmap: u32(ph.get('test')), compatible: str('syscon-poweroff') }));
+        root.push(node('reboot', { value: u32(0x7777), offset: u32(0), regmap: u32(ph.get('test')), compatible: str('syscon-reboot') }));
+        break;
+      case 'virtio-mmio':
+        soc.push(node(`virtio_mmio@${hex(d.base)}`, {
+          interrupts: u32(d.irq), 'interrupt-parent': u32(ph.get('plic')), reg: reg(d.base, d.size), compatible: str('virtio,mmio'),
+        }));
+        break;
+      default: {
+        const never: never = d;
+        throw new Error(`unknown device ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  const uart = desc.devices.find((d) => d.kind === 'uart');
+  const chosenProps: [string, ReturnType<typeof str>][] = [['bootargs', str(chosen.bootargs)]];
+  if (uart) chosenProps.push(['stdout-path', str(`/soc/serial@${hex(uart.base)}`)]);
+  if (chosen.initrd) {
+    chosenProps.push(['linux,initrd-start', u64(BigInt(chosen.initrd.start))]);
+    chosenProps.push(['linux,initrd-end', u64(BigInt(chosen.initrd.end))]);
+  }
+  const tree = node('', {
+    '#address-cells': u32(2), '#size-cells': u32(2), compatible: str('riscv-virtio'), model: str('riscv-virtio,disco'),
+  }, [
+    ...root,
+    node('chosen', chosenProps),
+    node(`memory@${hex(desc.memory.base)}`, { device_type: str('memory'), reg: reg(desc.memory.base, desc.memory.size) }),
+    node('cpus', { '#address-cells': u32(1), '#size-cells': u32(0), 'timebase-frequency': u32(MTIME_HZ) },
+      [...cpus, node('cpu-map', {}, [node('cluster0', {}, cores)])]),
+    node('soc', { '#address-cells': u32(2), '#size-cells': u32(2), compatible: str('simple-bus'), ranges: empty() }, soc),
+  ]);
+  return encodeFdt(tree, { phandles: ph });
+}
+
+// ------------------------------------------------------------------ the machine
+
+export class MachineError extends Error {
+  override readonly name = 'MachineError';
+}
+
+export type BootSource =
+  /** Disco is the firmware: SBI in the hypervisor, the kernel entered in S-mode. */
+  | { readonly kind: 'sbi' }
+  /** M-mode firmware (e.g. OpenSBI fw_jump / fw_dynamic) at DRAM, then the kernel. */
+  | { readonly kind: 'firmware'; readonly image: Uint8Array }
+  /** No firmware: the kernel is a bare-metal ELF entered in M-mode. */
+  | { readonly kind: 'none' };
+
+export interface VirtConfig {
+  readonly memoryBytes: number;
+  readonly cpus: number;
+  readonly clock: ClockMode;
+  readonly boot: BootSource;
+  readonly kernel: Uint8Array | null;
+  readonly initrd: Uint8Array | null;
+  readonly append: string;
+  /** Bytes the guest writes to its console. */
+  readonly output: (bytes: Uint8Array) => void;
+}
+
+export type VirtOutcome =
+  | { readonly kind: 'poweroff' }
+  | { readonly kind: 'reset' }
+  | { readonly kind: 'fail'; readonly code: number }
+  | { readonly kind: 'error'; readonly reason: string };
+
+/** Instructions a hart runs before the scheduler moves on. */
+const SLICE = 20_000;
+/** Host milliseconds between yields to the event loop while harts run. */
+const YIELD_MS = 20;
+
+/** fw_dynamic_info (OpenSBI docs/firmware/fw_dynamic.md). */
+const FW_DYNAMIC_MAGIC = 0x4942534f;
+const FW_DYNAMIC_VERSION = 2;
+
+export class VirtMachine {
+  readonly desc: MachineDescription;
+  readonly mem: MachineMemory;
+  readonly pmap: Pmap;
+  readonly clock: Clock;
+  readonly harts: Hart[] = [];
+  readonly bus = new MmioBus();
+  readonly uart: Uart16550;
+  readonly plic: Plic;
+  private readonly rtc: GoldfishRtc;
+  private readonly hsm: number[];
+  private readonly idle: boolean[];
+  private outcome: VirtOutcome | null = null;
+  private kickWaiter: (() => void) | null = null;
+  private outBuf: number[] = [];
+
+  constructor(readonly cfg: VirtConfig) {
+    if (!Number.isInteger(cfg.cpus) || cfg.cpus < 1 || cfg.cpus > MAX_CPUS) throw new MachineError(`cpus must be 1 to ${MAX_CPUS}`);
+    this.desc = describeVirt(cfg.memoryBytes, cfg.cpus);
+    this.mem = MachineMemory.create(cfg.memoryBytes + 32 * 1024 * 1024);
+    this.pmap = Pmap.create(this.mem, [
+      { name: 'rom', kind: 'rom', base: VIRT_MAP.ROM, size: VIRT_MAP.ROM_SIZE },
+      { name: 'dram', kind: 'ram', base: VIRT_MAP.DRAM, size: cfg.memoryBytes },
+    ]);
+    this.clock = Clock.create(cfg.clock);
+    const sbi = cfg.boot.kind === 'sbi';
+    for (let h = 0; h < cfg.cpus; h++) {
+      this.harts.push(new Hart({
+        mem: this.mem, pmap: this.pmap, clock: this.clock, hartId: h,
+        ecallExitMask: sbi ? 1 << PRIV_S : 0, machineTrapExit: sbi,
+      }));
+    }
+    this.hsm = this.harts.map(() => HSM_STOPPED);
+    this.idle = this.harts.map(() => false);
+    const ports = this.harts.map((h) => h.port);
+    let uart: Uart16550 | undefined, plic: Plic | undefined, rtc: GoldfishRtc | undefined;
+    // Devices come from the same description as the device tree.
+    for (const d of this.desc.devices) {
+      switch (d.kind) {
+        case 'clint': this.bus.add(new Clint(d.base, ports, this.clock)); break;
+        case 'plic': plic = new Plic(d.base, ports); this.bus.add(plic); break;
+        case 'uart': {
+          const irq = d.irq;
+          uart = new Uart16550(d.base, (b) => this.emit(b), (level) => this.plic.setIrq(irq, level));
+          this.bus.add(uart);
+          break;
+        }
+        case 'rtc': {
+          const irq = d.irq;
+          rtc = new GoldfishRtc(d.base, (level) => this.plic.setIrq(irq, level));
+          this.bus.add(rtc);
+          break;
+        }
+        case 'test': this.bus.add(new SifiveTest(d.base, (e) => this.power(e))); break;
+        case 'virtio-mmio': this.bus.add(new VirtioMmioEmpty(d.base)); break;
+        default: {
+          const never: never = d;
+          throw new MachineError(`unknown device ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    if (!uart || !plic || !rtc) throw new MachineError('the virt description lacks a UART, PLIC or RTC');
+    this.uart = uart;
+    this.plic = plic;
+    this.rtc = rtc;
+    this.load();
+  }
+
+  /** Places firmware, kernel, initrd and device tree in guest memory and sets the harts' reset state. */
+  private load(): void {
+    const { cfg } = this;
+    const dram: number = VIRT_MAP.DRAM;
+    const ramEnd = dram + cfg.memoryBytes;
+    let kernelEnd = dram + KERNEL_OFFSET;
+    let kernelEntry = dram + KERNEL_OFFSET;
+    if (cfg.kernel) {
+      if (cfg.boot.kind === 'none') {
+        const elf = parseElf(cfg.kernel);
+        for (const s of elf.segments) {
+          if (s.memsz === 0) continue;
+          if (s.paddr < dram || s.paddr + s.memsz > ramEnd) throw new MachineError(`kernel segment at 0x${hex(s.paddr)} is outside RAM`);
+          this.pmap.write(s.paddr, s.data);
+          kernelEnd = Math.max(kernelEnd, s.paddr + s.memsz);
+        }
+        kernelEntry = elf.entry;
+      } else {
+        const img = parseLinuxImage(cfg.kernel);
+        const at = dram + img.textOffset;
+        if (at + img.imageSize > ramEnd) throw new MachineError(`kernel (${img.imageSize} bytes) does not fit in ${cfg.memoryBytes >> 20} MiB of RAM`);
+        this.pmap.write(at, cfg.kernel);
+        kernelEntry = at;
+        kernelEnd = at + img.imageSize;
+      }
+    } else if (cfg.boot.kind !== 'firmware') {
+      throw new MachineError('no kernel to boot');
+    }
+    // The device tree at the top of RAM (below 3 GiB), 2 MiB aligned, as QEMU places it.
+    const fdtProbe = virtDeviceTree(this.desc, { bootargs: cfg.append, initrd: cfg.initrd ? { start: 0, end: 0 } : null });
+    const fdtTop = Math.min(ramEnd, 0xc0000000);
+    const fdtAddr = Math.floor((fdtTop - fdtProbe.length) / 0x200000) * 0x200000;
+    let initrd: { start: number; end: number } | null = null;
+    if (cfg.initrd) {
+      // Half-way into RAM (at most 512 MiB in), past the kernel, below the device tree.
+      let start = dram + Math.min(cfg.memoryBytes / 2, 512 * 1024 * 1024);
+      start = Math.max(start, Math.ceil(kernelEnd / PAGE_SIZE) * PAGE_SIZE);
+      if (start + cfg.initrd.length > fdtAddr) {
+        throw new MachineError(`initrd (${cfg.initrd.length} bytes) does not fit in guest memory (${cfg.memoryBytes >> 20} MiB) beside the kernel`);
+      }
+      this.pmap.write(start, cfg.initrd);
+      initrd = { start, end: start + cfg.initrd.length };
+    }
+    const fdt = virtDeviceTree(this.desc, { bootargs: cfg.append, initrd });
+    if (fdtAddr < kernelEnd) throw new MachineError('guest memory is too small for the kernel and its device tree');
+    this.pmap.write(fdtAddr, fdt);
+
+    for (const h of this.harts) {
+      h.reset(BigInt(VIRT_MAP.ROM));
+      h.setX(10, BigInt(h.hartId));
+      h.setX(11, BigInt(fdtAddr));
+    }
+    switch (cfg.boot.kind) {
+      case 'sbi':
+        for (const h of this.harts) this.prepareSupervisor(h);
+        this.enterSupervisor(this.harts[0]!, BigInt(kernelEntry), BigInt(fdtAddr));
+        this.hsm[0] = HSM_STARTED;
+        break;
+      case 'firmware': {
+        const fw = cfg.boot.image;
+        let fwEntry: number = dram;
+        if (isElf(fw)) {
+          const elf = parseElf(fw);
+          for (const s of elf.segments) {
+            if (s.memsz === 0) continue;
+            if (s.paddr < dram || s.paddr + s.memsz > dram + KERNEL_OFFSET) throw new MachineError(`firmware segment at 0x${hex(s.paddr)} is outside 0x${hex(dram)}-0x${hex(dram + KERNEL_OFFSET)}`);
+            this.pmap.write(s.paddr, s.data);
+          }
+          fwEntry = elf.entry;
+        } else {
+          if (fw.length > KERNEL_OFFSET) throw new MachineError('firmware image is larger than 2 MiB');
+          this.pmap.write(dram, fw);
+        }
+        this.writeResetVector(fwEntry, fdtAddr, cfg.kernel ? kernelEntry : 0);
+        for (let i = 0; i < this.harts.length; i++) this.hsm[i] = HSM_STARTED;
+        break;
+      }
+      case 'none':
+        for (let i = 0; i < this.harts.length; i++) {
+          this.harts[i]!.pc = BigInt(kernelEntry);
+          this.hsm[i] = HSM_STARTED;
+        }
+        break;
+      default: {
+        const never: never = cfg.boot;
+        throw new MachineError(`unknown boot source ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** The boot ROM: every hart jumps to the firmware with a0 = hartid, a1 = fdt, a2 = fw_dynamic_info. */
+  private writeResetVector(fwEntry: number, fdtAddr: number, nextAddr: number): void {
+    const code = [
+      0x00000297, // auipc t0, 0
+      0x02828613, // addi  a2, t0, 40     (fw_dynamic_info)
+      0xf1402573, // csrr  a0, mhartid
+      0x0202b583, // ld    a1, 32(t0)     (fdt address)
+      0x0182b283, // ld    t0, 24(t0)     (firmware entry)
+      0x00028067, // jr    t0
+    ];
+    const rom = new DataView(new ArrayBuffer(80));
+    code.forEach((w, i) => rom.setUint32(i * 4, w, true));
+    rom.setBigUint64(24, BigInt(fwEntry), true);
+    rom.setBigUint64(32, BigInt(fdtAddr), true);
+    // fw_dynamic_info at offset 40: magic, version, next_addr, next_mode (1 = S), options, boot_hart
+    rom.setBigUint64(40, BigInt(FW_DYNAMIC_MAGIC), true);
+    rom.setBigUint64(48, BigInt(FW_DYNAMIC_VERSION), true);
+    rom.setBigUint64(56, BigInt(nextAddr), true);
+    rom.setBigUint64(64, 1n, true);
+    rom.setBigUint64(72, 0n, true);
+    const info = new DataView(new ArrayBuffer(8));
+    info.setBigUint64(0, -1n & ((1n << 64n) - 1n), true); // boot_hart: any (lottery)
+    this.pmap.write(VIRT_MAP.ROM, new Uint8Array(rom.buffer));
+    this.pmap.write(VIRT_MAP.ROM + 80, new Uint8Array(info.buffer));
+  }
+
+  /** What firmware would leave behind for an S-mode kernel: delegation, PMP open, counters, Sstc. */
+  private prepareSupervisor(h: Hart): void {
+    const CSR_MEDELEG = 0x302, CSR_MIDELEG = 0x303, CSR_MCOUNTEREN = 0x306, CSR_MENVCFG = 0x30a, CSR_PMPADDR0 = 0x3b0, CSR_PMPCFG0 = 0x3a0;
+    let medeleg = 0n;
+    for (const c of [CAUSE.MISALIGNED_FETCH, CAUSE.FETCH_ACCESS, CAUSE.ILLEGAL_INSTRUCTION, CAUSE.BREAKPOINT, CAUSE.MISALIGNED_LOAD,
+      CAUSE.LOAD_ACCESS, CAUSE.MISALIGNED_STORE, CAUSE.STORE_ACCESS, CAUSE.USER_ECALL, CAUSE.FETCH_PAGE_FAULT,
+      CAUSE.LOAD_PAGE_FAULT, CAUSE.STORE_PAGE_FAULT]) medeleg |= 1n << BigInt(c);
+    h.writeCsr(CSR_MEDELEG, medeleg);
+    h.writeCsr(CSR_MIDELEG, (1n << 1n) | (1n << 5n) | (1n << 9n));
+    h.writeCsr(CSR_MCOUNTEREN, 7n);
+    h.writeCsr(CSR_MENVCFG, MENVCFG_STCE);
+    h.writeCsr(CSR_PMPADDR0, (1n << 54n) - 1n);
+    h.writeCsr(CSR_PMPCFG0, 0x1fn); // NAPOT, R, W, X
+  }
+
+  private enterSupervisor(h: Hart, pc: bigint, a1: bigint): void {
+    h.setX(10, BigInt(h.hartId));
+    h.setX(11, a1);
+    h.writeCsr(0x180, 0n); // satp: bare
+    h.pc = pc;
+    h.priv = PRIV_S;
+  }
+
+  private emit(b: number): void {
+    this.outBuf.push(b);
+    if (this.outBuf.length >= 4096) this.flushOutput();
+  }
+
+  flushOutput(): void {
+    if (this.outBuf.length === 0) return;
+    const bytes = Uint8Array.from(this.outBuf);
+    this.outBuf = [];
+    this.cfg.output(bytes);
+  }
+
+  private power(e: PowerEvent): void {
+    if (this.outcome) return;
+    switch (e.kind) {
+      case 'poweroff': this.outcome = { kind: 'poweroff' }; break;
+      case 'reset': this.outcome = { kind: 'reset' }; break;
+      case 'fail': this.outcome = { kind: 'fail', code: e.code }; break;
+      default: {
+        const never: never = e;
+        this.outcome = { kind: 'error', reason: `unknown power event ${JSON.stringify(never)}` };
+      }
+    }
+  }
+
+  /** Host console input for the guest. */
+  input(bytes: Uint8Array): void {
+    this.uart.receive(bytes);
+    this.kick();
+  }
+
+  /** Ends the run from the host (hard power-off). */
+  stop(outcome: VirtOutcome): void {
+    if (!this.outcome) this.outcome = outcome;
+    this.kick();
+  }
+
+  /** Wakes the scheduler if it waits for an event. */
+  kick(): void {
+    const w = this.kickWaiter;
+    this.kickWaiter = null;
+    w?.();
+  }
+
+  private readonly platform: SbiPlatform = {
+    hartCount: 0,
+    hartState: (id) => this.hsm[id] ?? HSM_STOPPED,
+    hartStart: (id, addr, opaque) => {
+      const h = this.harts[id]!;
+      this.enterSupervisor(h, addr, opaque);
+      this.hsm[id] = HSM_STARTED;
+      this.idle[id] = false;
+    },
+    hartStop: (id) => { this.hsm[id] = HSM_STOPPED; },
+    sendIpi: (id) => { this.harts[id]!.port.setIrqLine(MIP_SSIP, true); this.idle[id] = false; },
+    remoteFence: (id, kind) => { if (kind === 'i') this.harts[id]!.fenceI(); else this.harts[id]!.flushTlb(); },
+    systemReset: (type) => { this.power(type === SRST_SHUTDOWN ? { kind: 'poweroff' } : { kind: 'reset' }); },
+    consoleWrite: (bytes) => { for (const b of bytes) this.emit(b); },
+    consoleRead: () => new Uint8Array(0),
+    readGuest: (gpa, length) => {
+      try { return this.pmap.read(gpa, length); } catch { return null; }
+    },
+    writeGuest: (gpa, data) => {
+      try { this.pmap.write(gpa, data); return true; } catch { return false; }
+    },
+  };
+
+  /** Runs the guest until it powers off, resets, fails, or the host stops it. */
+  async run(): Promise<VirtOutcome> {
+    (this.platform as { hartCount: number }).hartCount = this.harts.length;
+    let lastYield = performance.now();
+    while (!this.outcome) {
+      let ran = false;
+      for (let i = 0; i < this.harts.length && !this.outcome; i++) {
+        if (this.hsm[i] !== HSM_STARTED) continue;
+        const h = this.harts[i]!;
+        if (this.idle[i]) {
+          if (!h.interruptPendingForWfi()) continue;
+          this.idle[i] = false;
+        }
+        ran = true;
+        this.step(i, h);
+      }
+      this.rtc.poll();
+      const now = performance.now();
+      if (this.outcome) break;
+      if (!ran) {
+        this.flushOutput();
+        await this.sleep();
+        lastYield = performance.now();
+      } else if (now - lastYield > YIELD_MS) {
+        this.flushOutput();
+        await new Promise<void>((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
+    }
+    this.flushOutput();
+    return this.outcome;
+  }
+
+  private step(i: number, h: Hart): void {
+    const exit = h.run(SLICE);
+    switch (exit.kind) {
+      case 'budget': return;
+      case 'wfi': this.idle[i] = true; return;
+      case 'mmio':
+        if (exit.write) {
+          if (!this.bus.write(exit.gpa, exit.size, exit.value)) h.accessFault();
+        } else {
+          const v = this.bus.read(exit.gpa, exit.size);
+          if (v === null) h.accessFault();
+          else h.completeLoad(v);
+        }
+        return;
+      case 'ecall':
+        serveSbi(h, this.platform);
+        return;
+      case 'trap':
+        this.outcome = { kind: 'error', reason: `hart ${i}: exception ${exit.cause} (tval 0x${exit.tval.toString(16)}) at pc 0x${exit.epc.toString(16)} with no firmware to take it` };
+        return;
+      case 'readonly':
+        this.outcome = { kind: 'error', reason: `hart ${i}: write to read-only guest page 0x${hex(exit.gpa)}` };
+        return;
+      case 'nomem':
+        this.outcome = { kind: 'error', reason: `hart ${i}: out of memory backing guest page 0x${hex(exit.gpa)}` };
+        return;
+      case 'htif':
+        return;
+      case 'halt':
+        this.outcome = { kind: 'error', reason: `hart ${i}: ${exit.reason}` };
+        return;
+      default: {
+        const never: never = exit;
+        this.outcome = { kind: 'error', reason: `unknown exit ${JSON.stringify(never)}` };
+      }
+    }
+  }
+
+  /** All harts wait for interrupts: sleep until the next timer deadline or a host event. */
+  private async sleep(): Promise<void> {
+    let deadline = Infinity;
+    for (let i = 0; i < this.harts.length; i++) {
+      if (this.hsm[i] === HSM_STARTED) deadline = Math.min(deadline, this.harts[i]!.nextTimerDeadline());
+    }
+    let ms = this.clock.msUntil(deadline);
+    if (this.clock.shared.mode === 'instructions' && deadline !== Infinity) {
+      this.clock.set(deadline);
+      ms = 0;
+    }
+    ms = Math.min(ms, 100);
+    if (ms <= 0) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { this.kickWaiter = null; resolve(); }, ms);
+      this.kickWaiter = () => { clearTimeout(t); resolve(); };
+    });
+  }
+}
+
+export interface LinuxImageHeader {
+  readonly textOffset: number;
+  readonly imageSize: number;
+}
+
+/** The RISC-V Linux `Image` header (Documentation/arch/riscv/boot-image-header.rst). */
+export function parseLinuxImage(img: Uint8Array): LinuxImageHeader {
+  if (img.length < 64) throw new MachineError('kernel image is too short');
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  const magic2 = dv.getUint32(56, true);
+  const magic = new TextDecoder().decode(img.subarray(48, 53));
+  if (magic !== 'RISCV' && magic2 !== 0x05435352) {
+    if (isElf(img)) throw new MachineError('kernel is an ELF file: use --bios none for bare-metal ELF kernels, or give a Linux Image');
+    throw new MachineError('kernel is not a RISC-V Linux Image (no RISCV magic in its header)');
+  }
+  const textOffset = Number(dv.getBigUint64(8, true));
+  const imageSize = Number(dv.getBigUint64(16, true));
+  if (textOffset % PAGE_SIZE !== 0 || textOffset >= 0x40000000) throw new MachineError(`kernel text offset 0x${hex(textOffset)} is invalid`);
+  return { textOffset, imageSize: Math.max(imageSize, img.length) };
+}
+
+function isElf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
+
