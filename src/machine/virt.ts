@@ -85,6 +85,7 @@ export function virtDeviceTree(desc: MachineDescription, chosen: Chosen): Uint8A
   const cpus: FdtNode[] = [];
   for (let h = 0; h < desc.cpus; h++) {
     const intc = ph.attach(`intc${h}`, node('interrupt-controller', {
+      '#address-cells': u32(0),
       '#interrupt-cells': u32(1),
       'interrupt-controller': empty(),
       compatible: str('riscv,cpu-intc'),
