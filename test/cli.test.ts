@@ -84,8 +84,9 @@ test('a segment outside RAM is refused with exit 2', () => {
 });
 
 test('bad options are one-line errors with exit 2', () => {
-  for (const args of [['run'], ['run', '--bios', 'x', '--cpus', '9'], ['run', '--bios', 'x', '--cpus', 'two'],
-    ['run', '--bios', 'x', '--clock', 'sundial'], ['run', '--frobnicate'], ['frobnicate']]) {
+  for (const args of [['run', '--bios', 'x', '--cpus', '9'], ['run', '--bios', 'x', '--cpus', 'two'],
+    ['run', '--bios', 'x', '--clock', 'sundial'], ['run', '--frobnicate'], ['frobnicate'], ['run', '--bios', 'none'],
+    ['run', '--memory', '1', '--kernel', 'x'], ['image', 'frobnicate']]) {
     const r = runCli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assertOneLineError(r.stderr, /./);

@@ -6,24 +6,40 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ClockMode } from '../cpu/clock.js';
-import { ElfError } from '../machine/elf.js';
-import { MAX_CPUS, runBareMetal } from '../machine/baremetal.js';
+import { ImageError, fetchImages, defaultInitramfs, INITRAMFS_CMDLINE } from '../image/index.js';
+import { runBareMetal, type BareMetalConfig } from '../machine/baremetal.js';
+import { ElfError, parseElf } from '../machine/elf.js';
+import { MachineError, MAX_CPUS, VirtMachine, type BootSource, type VirtConfig, type VirtOutcome } from '../machine/virt.js';
+import { HostConsole, type ConsoleTarget } from './console.js';
 
 class UsageError extends Error {}
+
+function isElf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
 
 const USAGE = `usage: disco <command> [options]
 
 commands:
-  run --bios FILE.elf     load a bare-metal RISC-V ELF at its physical addresses and run it
-                          from its entry point in M-mode (HTIF tohost ends the run)
+  run                     boot a guest on the virt board (default: Debian's kernel and a busybox shell)
+  image fetch             download and cache the default guest (Debian riscv64 kernel, busybox, OpenSBI)
 
-options of run:
-  --bios FILE             the ELF image
-  --cpus N                harts, 1 to ${MAX_CPUS} (default 1); several run on worker threads
-  --memory MiB            RAM at 0x80000000 (default 128)
-  --max-instructions N    stop a runaway guest after N instructions per hart (exit 2)
-  --clock host|instructions  what mtime follows (default host)
+options of run (shaped like QEMU's):
+  --kernel FILE           a RISC-V Linux Image (or, with --bios none, a bare-metal ELF)
+  --initrd FILE           an initramfs
+  --append STRING         the kernel command line (default: console=ttyS0)
+  --bios FILE|none        M-mode firmware (e.g. OpenSBI fw_jump.elf) then the kernel; 'none': the kernel
+                          is entered in M-mode. A --bios ELF that defines 'tohost' with no --kernel is run
+                          bare-metal: a store of 1 to tohost prints PASS, other odd values FAIL test N.
+                          Default: Disco is the firmware (SBI 2.0 served by the hypervisor).
+  --memory MiB            guest RAM (default 512; 128 for a bare-metal --bios ELF)
+  --cpus N                harts, 1 to ${MAX_CPUS} (default 1)
+  --no-reboot             a guest reboot ends the run instead of restarting the guest
+  --clock host|instructions  what mtime follows (default host; instructions makes runs reproducible)
+  --max-instructions N    bare-metal runs: stop a runaway guest after N instructions per hart (exit 2)
   -h, --help              this text
+
+console: C-a x quits, C-a s asks the guest to shut down, C-a h lists keys.
 `;
 
 function intOption(v: string | undefined, name: string, min: number, max: number, dflt: number): number {
@@ -34,15 +50,28 @@ function intOption(v: string | undefined, name: string, min: number, max: number
   return n;
 }
 
+function readInput(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+
 async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
       bios: { type: 'string' },
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      append: { type: 'string' },
       cpus: { type: 'string' },
       memory: { type: 'string' },
       'max-instructions': { type: 'string' },
       clock: { type: 'string' },
+      'no-reboot': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -53,19 +82,46 @@ async function cmdRun(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  if (!values.bios) throw new UsageError('run needs --bios FILE.elf');
   const clock = values.clock ?? 'host';
   if (clock !== 'host' && clock !== 'instructions') throw new UsageError(`--clock must be host or instructions, got '${clock}'`);
   const cpus = intOption(values.cpus, 'cpus', 1, MAX_CPUS, 1);
-  const memMiB = intOption(values.memory, 'memory', 128, 2048, 128);
-  const maxInstructions = intOption(values['max-instructions'], 'max-instructions', 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-  let image: Uint8Array;
-  try {
-    image = readFileSync(values.bios);
-  } catch (e) {
-    throw new UsageError(`cannot read ${values.bios}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  const bios = values.bios !== undefined && values.bios !== 'none' ? readInput(values.bios, 'firmware') : null;
+  // A malformed firmware ELF is refused before anything else happens.
+  const biosElf = bios && isElf(bios) ? parseElf(bios) : null;
+  if (bios && biosElf && values.kernel === undefined && biosElf.symbols.has('tohost')) {
+    const memMiB = intOption(values.memory, 'memory', 128, 2048, 128);
+    const maxInstructions = intOption(values['max-instructions'], 'max-instructions', 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    return runHtif(bios, { ramBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, maxInstructions });
   }
-  const outcome = await runBareMetal(image, { ramBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, maxInstructions });
+  if (bios && !isElf(bios)) throw new UsageError(`${values.bios}: not an ELF file`);
+  if (values['max-instructions'] !== undefined) throw new UsageError('--max-instructions applies to bare-metal --bios ELF runs only');
+  const memMiB = intOption(values.memory, 'memory', 64, 3072, 512);
+  let kernel: Uint8Array | null;
+  let initrd: Uint8Array | null = values.initrd !== undefined ? readInput(values.initrd, 'initrd') : null;
+  let append = values.append ?? 'console=ttyS0';
+  if (values.kernel !== undefined) {
+    kernel = readInput(values.kernel, 'kernel');
+  } else if (bios) {
+    kernel = null; // firmware alone, as QEMU's -bios without -kernel
+  } else {
+    if (values.bios === 'none') throw new UsageError('--bios none needs --kernel FILE.elf');
+    const images = await fetchImages({ log: (l) => process.stderr.write(`disco: ${l}\n`) });
+    kernel = readFileSync(images.kernel);
+    if (!initrd) {
+      initrd = await defaultInitramfs(images);
+      if (values.append === undefined) append = INITRAMFS_CMDLINE;
+    }
+  }
+  const boot: BootSource = values.bios === 'none' ? { kind: 'none' } : bios ? { kind: 'firmware', image: bios } : { kind: 'sbi' };
+  const cfg: VirtConfig = {
+    memoryBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, boot, kernel, initrd, append,
+    output: (b) => { process.stdout.write(b); },
+  };
+  return runVirt(cfg, values['no-reboot'] === true);
+}
+
+async function runHtif(image: Uint8Array, cfg: BareMetalConfig): Promise<number> {
+  const outcome = await runBareMetal(image, cfg);
   switch (outcome.kind) {
     case 'htif': {
       const v = BigInt(outcome.value);
@@ -93,11 +149,67 @@ async function cmdRun(argv: string[]): Promise<number> {
   }
 }
 
+/** Boots the virt machine; a guest reboot starts a fresh machine unless noReboot. */
+async function runVirt(cfg: VirtConfig, noReboot: boolean): Promise<number> {
+  for (;;) {
+    const machine = new VirtMachine(cfg);
+    let shutdownRequests = 0;
+    const target: ConsoleTarget = {
+      input: (b) => machine.input(b),
+      powerOff: () => machine.stop({ kind: 'poweroff' }),
+      shutdown: () => {
+        shutdownRequests++;
+        if (shutdownRequests > 1 || !machine.requestShutdown()) {
+          process.stderr.write('\r\ndisco: powering off\r\n');
+          machine.stop({ kind: 'poweroff' });
+        }
+      },
+    };
+    const term = new HostConsole(target);
+    const onSigterm = (): void => target.shutdown();
+    process.on('SIGTERM', onSigterm);
+    term.attach();
+    let outcome: VirtOutcome;
+    try {
+      outcome = await machine.run();
+    } finally {
+      term.detach();
+      process.off('SIGTERM', onSigterm);
+    }
+    switch (outcome.kind) {
+      case 'poweroff': return 0;
+      case 'fail': return outcome.code === 0 ? 1 : outcome.code;
+      case 'reset':
+        if (noReboot) return 0;
+        continue;
+      case 'error':
+        process.stderr.write(`\ndisco: ${outcome.reason}\n`);
+        return 1;
+      default: {
+        const never: never = outcome;
+        return never;
+      }
+    }
+  }
+}
+
+async function cmdImage(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'fetch') throw new UsageError(`unknown image command '${sub ?? ''}' (try: disco image fetch)`);
+  const { positionals } = parseArgs({ args: rest, options: {}, allowPositionals: true, strict: true });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const images = await fetchImages({ log: (l) => process.stderr.write(`disco: ${l}\n`) });
+  process.stdout.write(`kernel   ${images.kernel}\nbusybox  ${images.busybox}\nmodules  ${images.modulesDir}\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'run':
       return cmdRun(rest);
+    case 'image':
+      return cmdImage(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -112,7 +224,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    const known = e instanceof UsageError || e instanceof ElfError || (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'));
+    const known = e instanceof UsageError || e instanceof ElfError || e instanceof MachineError || e instanceof ImageError || (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'));
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`disco: ${msg}\n`);
     if (process.env['DISCO_DEBUG'] && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);

@@ -22,6 +22,8 @@ export interface ElfSegment {
 }
 
 export interface ElfImage {
+  /** ET_DYN images (position independent) are placed by the loader, their addresses are offsets. */
+  readonly positionIndependent: boolean;
   readonly entry: number;
   readonly segments: readonly ElfSegment[];
   readonly symbols: ReadonlyMap<string, number>;
@@ -49,6 +51,7 @@ export function parseElf(buf: Uint8Array): ElfImage {
     if (off + 2 > buf.length) throw new ElfError('truncated ELF file');
     return dv.getUint16(off, true);
   };
+  const positionIndependent = u16(16) === 3; // e_type ET_DYN
   const entry = u64(24);
   const phoff = u64(32);
   const shoff = u64(40);
@@ -98,5 +101,5 @@ export function parseElf(buf: Uint8Array): ElfImage {
       }
     }
   }
-  return { entry, segments, symbols };
+  return { positionIndependent, entry, segments, symbols };
 }

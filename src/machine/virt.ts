@@ -343,12 +343,15 @@ export class VirtMachine {
         let fwEntry: number = dram;
         if (isElf(fw)) {
           const elf = parseElf(fw);
+          // Position-independent firmware (OpenSBI is built so) goes at the start of DRAM.
+          const base = elf.positionIndependent ? dram : 0;
           for (const s of elf.segments) {
             if (s.memsz === 0) continue;
-            if (s.paddr < dram || s.paddr + s.memsz > dram + KERNEL_OFFSET) throw new MachineError(`firmware segment at 0x${hex(s.paddr)} is outside 0x${hex(dram)}-0x${hex(dram + KERNEL_OFFSET)}`);
-            this.pmap.write(s.paddr, s.data);
+            const at = base + s.paddr;
+            if (at < dram || at + s.memsz > dram + KERNEL_OFFSET) throw new MachineError(`firmware segment at 0x${hex(at)} is outside 0x${hex(dram)}-0x${hex(dram + KERNEL_OFFSET)}`);
+            this.pmap.write(at, s.data);
           }
-          fwEntry = elf.entry;
+          fwEntry = base + elf.entry;
         } else {
           if (fw.length > KERNEL_OFFSET) throw new MachineError('firmware image is larger than 2 MiB');
           this.pmap.write(dram, fw);
@@ -448,6 +451,14 @@ export class VirtMachine {
   input(bytes: Uint8Array): void {
     this.uart.receive(bytes);
     this.kick();
+  }
+
+  /**
+   * Graceful shutdown request (a power button press). Returns whether the guest
+   * could be told: the virt board has no power-button device yet, so it cannot.
+   */
+  requestShutdown(): boolean {
+    return false;
   }
 
   /** Ends the run from the host (hard power-off). */
@@ -592,10 +603,33 @@ export function parseLinuxImage(img: Uint8Array): LinuxImageHeader {
     if (isElf(img)) throw new MachineError('kernel is an ELF file: use --bios none for bare-metal ELF kernels, or give a Linux Image');
     throw new MachineError('kernel is not a RISC-V Linux Image (no RISCV magic in its header)');
   }
+  checkPeSections(img, dv);
   const textOffset = Number(dv.getBigUint64(8, true));
   const imageSize = Number(dv.getBigUint64(16, true));
   if (textOffset % PAGE_SIZE !== 0 || textOffset >= 0x40000000) throw new MachineError(`kernel text offset 0x${hex(textOffset)} is invalid`);
   return { textOffset, imageSize: Math.max(imageSize, img.length) };
+}
+
+/**
+ * Images with an EFI stub are PE/COFF files too ("MZ" at 0, PE header at e_lfanew):
+ * every section's raw data must lie inside the file, which catches truncated kernels.
+ */
+function checkPeSections(img: Uint8Array, dv: DataView): void {
+  if (img[0] !== 0x4d || img[1] !== 0x5a) return;
+  const truncated = (): never => { throw new MachineError('kernel image is truncated (its PE sections extend past the end of the file)'); };
+  const pe = dv.getUint32(0x3c, true);
+  if (pe + 24 > img.length) truncated();
+  if (dv.getUint32(pe, true) !== 0x00004550) return; // not "PE\0\0": nothing more to check
+  const sections = dv.getUint16(pe + 6, true);
+  const optSize = dv.getUint16(pe + 20, true);
+  const table = pe + 24 + optSize;
+  if (table + sections * 40 > img.length) truncated();
+  for (let i = 0; i < sections; i++) {
+    const sh = table + i * 40;
+    const rawSize = dv.getUint32(sh + 16, true);
+    const rawPtr = dv.getUint32(sh + 20, true);
+    if (rawPtr + rawSize > img.length) truncated();
+  }
 }
 
 function isElf(b: Uint8Array): boolean {
