@@ -28,7 +28,8 @@ options of run (shaped like QEMU's):
   --kernel FILE           a RISC-V Linux Image (or, with --bios none, a bare-metal ELF)
   --initrd FILE           an initramfs
   --append STRING         the kernel command line (default: console=ttyS0)
-  --bios FILE|none        M-mode firmware (e.g. OpenSBI fw_jump.elf) then the kernel; 'none': the kernel
+  --bios FILE|none        M-mode firmware (e.g. OpenSBI fw_jump.elf) then the kernel (the default one
+                          unless --kernel is given); 'none': the kernel
                           is entered in M-mode. A --bios ELF that defines 'tohost' with no --kernel is run
                           bare-metal: a store of 1 to tohost prints PASS, other odd values FAIL test N.
                           Default: Disco is the firmware (SBI 2.0 served by the hypervisor).
@@ -96,13 +97,11 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (bios && !isElf(bios)) throw new UsageError(`${values.bios}: not an ELF file`);
   if (values['max-instructions'] !== undefined) throw new UsageError('--max-instructions applies to bare-metal --bios ELF runs only');
   const memMiB = intOption(values.memory, 'memory', 64, 3072, 512);
-  let kernel: Uint8Array | null;
+  let kernel: Uint8Array;
   let initrd: Uint8Array | null = values.initrd !== undefined ? readInput(values.initrd, 'initrd') : null;
   let append = values.append ?? 'console=ttyS0';
   if (values.kernel !== undefined) {
     kernel = readInput(values.kernel, 'kernel');
-  } else if (bios) {
-    kernel = null; // firmware alone, as QEMU's -bios without -kernel
   } else {
     if (values.bios === 'none') throw new UsageError('--bios none needs --kernel FILE.elf');
     const images = await fetchImages({ log: (l) => process.stderr.write(`disco: ${l}\n`) });
