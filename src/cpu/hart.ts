@@ -788,7 +788,17 @@ export class Hart {
 
   // ---------------------------------------------------------------- fetch
 
+  /** Fetch from a page other than the current one: the soft TLB first, then a walk. */
   private fetchSlow(lo: number, hi: number): number {
+    const T = this.i32;
+    const e = this.tw + this.fetchCtx + (((lo >>> 12) & TLB_MASK) << 3);
+    if (T[e + TLB_TAG_EXEC] === (lo & -4096) && T[e + TLB_TAG_HI] === hi) {
+      const base = T[e + TLB_MADDR]! >>> 0;
+      this.fetchTagLo = lo & -4096;
+      this.fetchTagHi = hi;
+      this.fetchBase = base;
+      return base + (lo & 0xfff);
+    }
     const a = this.translate(lo, hi, ACC_EXEC, 2);
     if (a < 0) this.raise(CAUSE.FETCH_ACCESS, vaddr(lo, hi));
     if (this.accessTlbFill) {
