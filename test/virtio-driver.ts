@@ -17,6 +17,14 @@ import type { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.j
 
 const PAGE = 4096;
 
+/** The driver's own view of guest RAM (no checks: the driver is trusted by the test). */
+export interface DriverRam {
+  readonly base: number;
+  readonly size: number;
+  get(gpa: number, length: number): Uint8Array;
+  set(gpa: number, data: Uint8Array): void;
+}
+
 export interface Access { readonly op: 'read' | 'write'; readonly gpa: number; readonly len: number }
 
 /**
@@ -24,7 +32,7 @@ export interface Access { readonly op: 'read' | 'write'; readonly gpa: number; r
  * RAM of gigabytes costs nothing). Device accesses that leave it are recorded
  * in `violations` (and refused); the test fails on any.
  */
-export class FakeRam implements GuestMemory {
+export class FakeRam implements GuestMemory, DriverRam {
   readonly violations: string[] = [];
   /** When set, every device access is appended. */
   log: Access[] | null = null;
@@ -111,7 +119,7 @@ export class FakeRam implements GuestMemory {
 /** A bump allocator over the fake RAM (for rings and buffers). */
 export class Arena {
   private next: number;
-  constructor(readonly ram: FakeRam, start = ram.base) { this.next = start; }
+  constructor(readonly ram: DriverRam, start = ram.base) { this.next = start; }
   alloc(len: number, align = 16): number {
     const a = Math.ceil(this.next / align) * align;
     if (a + len > this.ram.base + this.ram.size) throw new RangeError('fake RAM exhausted');
@@ -134,7 +142,7 @@ export class DriverQueue {
     this.free = Array.from({ length: size }, (_, i) => i);
   }
 
-  get ram(): FakeRam { return this.drv.ram; }
+  get ram(): DriverRam { return this.drv.ram; }
 
   /** Writes descriptor `i` of a table at `table`. */
   writeDesc(table: number, i: number, addr: number, len: number, flags: number, next: number): void {
@@ -171,20 +179,33 @@ export class DriverQueue {
 
   /** Ring entry, then (after it) the idx that exposes it. */
   publish(head: number): void {
-    this.ram.setU16(this.avail + 4 + 2 * (this.availIdx % this.size), head);
+    setU16(this.ram, this.avail + 4 + 2 * (this.availIdx % this.size), head);
     this.availIdx = (this.availIdx + 1) & 0xffff;
-    this.ram.setU16(this.avail + 2, this.availIdx);
+    setU16(this.ram, this.avail + 2, this.availIdx);
   }
 
   kick(): void { this.drv.w(REG_QUEUE_NOTIFY, this.index); }
 
+  /**
+   * Notifies only if the device asked for it, as virtqueue_kick_prepare: with
+   * EVENT_IDX when avail_event lies in [old, availIdx), else unless the used
+   * ring's flags say VIRTQ_USED_F_NO_NOTIFY. Returns whether it notified.
+   */
+  kickIfNeeded(old: number): boolean {
+    const need = this.drv.eventIdx
+      ? ((this.availEvent() - old) & 0xffff) < ((this.availIdx - old) & 0xffff)
+      : (u16(this.ram, this.used) & 1) === 0;
+    if (need) this.kick();
+    return need;
+  }
+
   /** New used elements since the last call (descriptors go back to the free list). */
   reap(): UsedElem[] {
     const out: UsedElem[] = [];
-    const idx = this.ram.u16(this.used + 2);
+    const idx = u16(this.ram, this.used + 2);
     while (this.lastUsed !== idx) {
       const e = this.used + 4 + 8 * (this.lastUsed % this.size);
-      const id = this.ram.u32(e), len = this.ram.u32(e + 4);
+      const id = u32(this.ram, e), len = u32(this.ram, e + 4);
       out.push({ id, len });
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
       this.release(id);
@@ -196,25 +217,27 @@ export class DriverQueue {
     let i = head;
     for (let n = 0; n < this.size; n++) {
       this.free.push(i);
-      const flags = this.ram.u16(this.desc + 16 * i + 12);
+      const flags = u16(this.ram, this.desc + 16 * i + 12);
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
-      i = this.ram.u16(this.desc + 16 * i + 14);
+      i = u16(this.ram, this.desc + 16 * i + 14);
     }
   }
 
-  setAvailFlags(flags: number): void { this.ram.setU16(this.avail, flags); }
-  setUsedEvent(v: number): void { this.ram.setU16(this.avail + 4 + 2 * this.size, v); }
-  availEvent(): number { return this.ram.u16(this.used + 4 + 8 * this.size); }
-  usedIdx(): number { return this.ram.u16(this.used + 2); }
+  setAvailFlags(flags: number): void { setU16(this.ram, this.avail, flags); }
+  setUsedEvent(v: number): void { setU16(this.ram, this.avail + 4 + 2 * this.size, v); }
+  availEvent(): number { return u16(this.ram, this.used + 4 + 8 * this.size); }
+  usedIdx(): number { return u16(this.ram, this.used + 2); }
 }
 
 export const ALL_RING_FEATURES = feature(F_VERSION_1) | feature(F_EVENT_IDX) | feature(F_INDIRECT_DESC);
 
 export class Driver {
   readonly arena: Arena;
+  /** VIRTIO_F_EVENT_IDX was negotiated. */
+  eventIdx = false;
   readonly queues: DriverQueue[] = [];
 
-  constructor(readonly t: VirtioMmioTransport<unknown>, readonly ram: FakeRam, arenaStart?: number) {
+  constructor(readonly t: VirtioMmioTransport<unknown>, readonly ram: DriverRam, arenaStart?: number) {
     this.arena = new Arena(ram, arenaStart);
   }
 
@@ -245,7 +268,9 @@ export class Driver {
     this.queues.length = 0;
     this.addStatus(STATUS_ACKNOWLEDGE);
     this.addStatus(STATUS_DRIVER);
-    this.writeFeatures(this.deviceFeatures() & want);
+    const f = this.deviceFeatures() & want;
+    this.writeFeatures(f);
+    this.eventIdx = (f & feature(F_EVENT_IDX)) !== 0n;
     this.addStatus(STATUS_FEATURES_OK);
     return (this.status() & STATUS_FEATURES_OK) !== 0;
   }
@@ -297,3 +322,7 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+export const u16 = (ram: DriverRam, gpa: number): number => { const b = ram.get(gpa, 2); return b[0]! | (b[1]! << 8); };
+export const u32 = (ram: DriverRam, gpa: number): number => new DataView(ram.get(gpa, 4).buffer).getUint32(0, true);
+export const setU16 = (ram: DriverRam, gpa: number, v: number): void => ram.set(gpa, Uint8Array.of(v & 0xff, (v >> 8) & 0xff));

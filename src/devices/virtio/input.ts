@@ -206,12 +206,17 @@ export class VirtioInput implements VirtioDevice<VirtioInputState> {
     let used = false;
     const ev = new Uint8Array(INPUT_EVENT_SIZE);
     const view = new DataView(ev.buffer);
-    outer: while (this.pending.length > 0) {
+    // Bounded: the guest may keep adding buffers from another hart while we look.
+    outer: for (let rounds = 0; this.pending.length > 0 && rounds < 4 * q.size + 4; rounds++) {
       let n = this.pending.findIndex((e) => e[0] === EV_SYN && e[1] === SYN_REPORT) + 1;
       if (n === 0) n = this.pending.length;
       const room = q.available();
       // A whole update at a time, unless the ring could never hold it.
-      if (room === 0 || (room < n && room < q.size)) break;
+      if (room === 0 || (room < n && room < q.size)) {
+        // Ask for the next buffer; if some arrived meanwhile, look again.
+        if (q.armNotification()) continue;
+        break;
+      }
       for (let k = 0; k < n; k++) {
         const chain = q.pop();
         if (!chain) break outer;

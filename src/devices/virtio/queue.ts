@@ -174,14 +174,33 @@ export class Virtqueue {
     return n;
   }
 
+  /**
+   * Asks the driver to notify the next buffer it makes available (with
+   * VIRTIO_F_EVENT_IDX: avail_event = the available idx; without it the device
+   * never sets VIRTQ_USED_F_NO_NOTIFY, so the driver always notifies). For a
+   * device that waits for more buffers than the ring holds now. Returns true if
+   * buffers arrived meanwhile: look again, or the notification may never come.
+   */
+  armNotification(): boolean {
+    if (!this.usable()) return false;
+    const s = this.s;
+    const before = (s.lastAvail + this.available()) & 0xffff;
+    if (!this.usable()) return false;
+    if (s.eventIdx) this.writeAvailEvent(before);
+    if (!this.usable()) return false;
+    return ((s.lastAvail + this.available()) & 0xffff) !== before;
+  }
+
   /** Takes the next available chain; null if there is none, the queue is not usable, or the chain is malformed (fault reported). */
   pop(): DescriptorChain | null {
     if (!this.usable()) return null;
     const s = this.s;
     if (this.shadowAvail === s.lastAvail && this.available() === 0) {
-      // Ask to be notified of the next buffer (2.7.10: avail_event).
-      if (s.eventIdx && this.usable()) this.writeAvailEvent();
-      return null;
+      if (!s.eventIdx || !this.usable()) return null;
+      // Ask to be notified of the next buffer (2.7.10: avail_event), then look
+      // again: the driver may have added one before it could see the request.
+      this.writeAvailEvent(s.lastAvail);
+      if (!this.usable() || this.available() === 0) return null;
     }
     if (!this.usable()) return null;
     const mem = this.owner.mem;
@@ -192,13 +211,13 @@ export class Virtqueue {
     const chain = this.walk(head);
     if (!chain) return null;
     s.lastAvail = (s.lastAvail + 1) & 0xffff;
-    if (s.eventIdx) this.writeAvailEvent();
+    if (s.eventIdx) this.writeAvailEvent(s.lastAvail);
     return chain;
   }
 
-  private writeAvailEvent(): void {
-    const s = this.s;
-    if (!this.owner.mem.setU16(this.deviceAddr + 4 + USED_ELEM_SIZE * s.size, s.lastAvail)) this.fault('used ring is not writable');
+  /** avail_event: the driver notifies when it writes the available ring entry at `idx` (2.7.10). */
+  private writeAvailEvent(idx: number): void {
+    if (!this.owner.mem.setU16(this.deviceAddr + 4 + USED_ELEM_SIZE * this.s.size, idx)) this.fault('used ring is not writable');
   }
 
   /** Follows a chain from `head`, checking everything; null after a fault. */

@@ -255,8 +255,12 @@ export class VirtioMmioTransport<S = unknown> implements MmioDevice {
     const had = old & STATUS_DRIVER_BITS;
     // DEVICE_NEEDS_RESET belongs to the device; SUSPEND needs VIRTIO_F_SUSPEND; other bits are reserved.
     let want = v & STATUS_DRIVER_BITS;
-    // The driver MUST NOT clear a status bit (2.1.1): such a write is ignored.
-    if ((want & had) !== had) return;
+    // The driver MUST NOT clear a status bit (2.1.1): such a write is ignored,
+    // except that a FAILED in it is still taken (the driver gave up).
+    if ((want & had) !== had) {
+      s.status |= want & STATUS_FAILED;
+      return;
+    }
     // The initialization sequence (3.1.1): ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK.
     if ((want & STATUS_DRIVER) && !(want & STATUS_ACKNOWLEDGE)) return;
     if ((want & STATUS_FEATURES_OK) && !(want & STATUS_DRIVER)) return;
