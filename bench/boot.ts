@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
+import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -39,7 +39,7 @@ const images = await fetchImages();
 const dir = join(root, 'build', 'bench');
 mkdirSync(dir, { recursive: true });
 const initrd = join(dir, 'initrd.gz');
-writeFileSync(initrd, await defaultInitramfs(images));
+writeFileSync(initrd, await defaultInitramfs(images, { modules: BASE_MODULES }));
 const common = ['-m', '512', '-smp', '1'];
 const rows: [string, number][] = [];
 rows.push(['Disco, SBI in the hypervisor', await timeToReady(process.execPath, [cli, 'run', '--kernel', images.kernel, '--initrd', initrd, '--append', INITRAMFS_CMDLINE, '--memory', '512'])]);

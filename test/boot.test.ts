@@ -31,7 +31,7 @@ test('the default guest boots to a shell, runs commands and powers off with stat
   }
 });
 
-test('with --cpus 2 the guest sees two processors', { timeout: BOOT_MS + 120_000 }, async () => {
+test('with --cpus 2 the guest sees two processors; SIGTERM presses the power button and the guest shuts down', { timeout: BOOT_MS + 120_000 }, async () => {
   await fetchImages();
   const g = new Guest(['--cpus', '2']);
   try {
@@ -39,8 +39,13 @@ test('with --cpus 2 the guest sees two processors', { timeout: BOOT_MS + 120_000
     await g.run('nproc', /^2\r?$/m);
     await g.run('grep -c ^processor /proc/cpuinfo', /^2\r?$/m);
     assert.match(g.output, /smp: Brought up 1 node, 2 CPUs/);
-    g.proc.stdin.write('poweroff\n');
+    await g.run('cat /proc/bus/input/devices', /Disco Power Button/);
+    g.proc.kill('SIGTERM');
+    // The guest's own shutdown runs (busybox init's shutdown actions), then it powers off.
+    await g.waitFor(/The system is going down/, 60_000);
     assert.equal(await g.exited, 0, g.stderr);
+    assert.match(g.output, /disco: shutting down/);
+    assert.match(g.output, /reboot: Power down/);
   } finally {
     g.kill();
   }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ClockMode } from '../cpu/clock.js';
-import { ImageError, fetchImages, defaultInitramfs, INITRAMFS_CMDLINE } from '../image/index.js';
+import { BASE_MODULES, ImageError, fetchImages, defaultInitramfs, INITRAMFS_CMDLINE } from '../image/index.js';
 import { runBareMetal, type BareMetalConfig } from '../machine/baremetal.js';
 import { ElfError, parseElf } from '../machine/elf.js';
 import { MachineError, MAX_CPUS, VirtMachine, type BootSource, type VirtConfig, type VirtOutcome } from '../machine/virt.js';
@@ -107,7 +107,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     const images = await fetchImages({ log: (l) => process.stderr.write(`disco: ${l}\n`) });
     kernel = readFileSync(images.kernel);
     if (!initrd) {
-      initrd = await defaultInitramfs(images);
+      initrd = await defaultInitramfs(images, { modules: BASE_MODULES });
       if (values.append === undefined) append = INITRAMFS_CMDLINE;
     }
   }

@@ -47,6 +47,12 @@ export const INIT_READY = 'disco: init ready';
 /** A suggested kernel command line for booting with this initramfs. */
 export const INITRAMFS_CMDLINE = 'console=ttyS0 rdinit=/init';
 
+/**
+ * Modules every default guest loads: the virtio-mmio transport, virtio-input and
+ * evdev for the board's power button (busybox acpid turns KEY_POWER into poweroff).
+ */
+export const BASE_MODULES: readonly string[] = ['virtio_mmio', 'virtio_input', 'evdev'];
+
 /** Modules for a virtio-mmio guest; their dependencies are added, built-ins skipped. */
 export const VIRTIO_MODULES: readonly string[] = [
   'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'virtio_rng', 'virtio_balloon', 'vmw_vsock_virtio_transport',
@@ -112,10 +118,18 @@ fi
 exec poweroff -f
 `;
 
+// acpid reads the input devices (the virtio-input power button) and runs
+// /etc/acpi/PWRF/00000080 for KEY_POWER: the power button powers off gracefully.
 const INITTAB = `# Disco: busybox init (see src/image/initramfs.ts)
+::sysinit:/bin/sh -c 'ls /dev/input/event* >/dev/null 2>&1 && exec acpid -c /etc/acpi -l /dev/null'
 ::once:/bin/cttyhack /etc/disco/console
 ::ctrlaltdel:/sbin/poweroff
 ::shutdown:/etc/disco/shutdown
+`;
+
+const POWER_BUTTON = `#!/bin/sh
+echo "disco: power button pressed"
+exec /sbin/poweroff
 `;
 
 // Run through cttyhack by init (as a session leader), so the shell has the real
@@ -157,6 +171,7 @@ export function buildInitramfs(opts: InitramfsOptions): Uint8Array {
   c.file('etc/inittab', INITTAB);
   c.file('etc/disco/console', CONSOLE, { mode: 0o755 });
   c.file('etc/disco/shutdown', SHUTDOWN, { mode: 0o755 });
+  c.file('etc/acpi/PWRF/00000080', POWER_BUTTON, { mode: 0o755 });
   c.file('etc/profile', PROFILE);
   c.file('etc/hostname', 'disco\n');
   c.file('etc/hosts', '127.0.0.1 localhost disco\n');

@@ -14,6 +14,9 @@ import { Plic, PLIC_SIZE, PLIC_SOURCES } from '../devices/plic.js';
 import { SifiveTest, type PowerEvent } from '../devices/syscon.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioMmioEmpty } from '../devices/virtio-mmio-empty.js';
+import { VirtioPowerButton } from '../devices/virtio/input.js';
+import { pmapGuestMemory } from '../devices/virtio/pmap-memory.js';
+import { VirtioMmioTransport } from '../devices/virtio/transport-mmio.js';
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
 import { Pmap } from '../memory/pmap.js';
 import { MmioBus } from './bus.js';
@@ -49,7 +52,10 @@ export type DeviceSpec =
   | { readonly kind: 'uart'; readonly base: number; readonly size: number; readonly irq: number }
   | { readonly kind: 'rtc'; readonly base: number; readonly size: number; readonly irq: number }
   | { readonly kind: 'test'; readonly base: number; readonly size: number }
-  | { readonly kind: 'virtio-mmio'; readonly base: number; readonly size: number; readonly irq: number };
+  | { readonly kind: 'virtio-mmio'; readonly base: number; readonly size: number; readonly irq: number; readonly device: VirtioSlotDevice };
+
+/** What sits behind a virtio-mmio slot. */
+export type VirtioSlotDevice = 'none' | 'power-button';
 
 export interface MachineDescription {
   readonly memory: { readonly base: number; readonly size: number };
@@ -65,8 +71,10 @@ export function describeVirt(memoryBytes: number, cpus: number): MachineDescript
     { kind: 'plic', base: VIRT_MAP.PLIC, size: PLIC_SIZE, sources: PLIC_SOURCES - 1 },
     { kind: 'uart', base: VIRT_MAP.UART0, size: 0x100, irq: VIRT_IRQ.UART0 },
   ];
+  // Slots fill from 0 with the devices the user asks for; the power button takes the last one.
   for (let i = 0; i < VIRT_MAP.VIRTIO_COUNT; i++) {
-    devices.push({ kind: 'virtio-mmio', base: VIRT_MAP.VIRTIO + i * 0x1000, size: 0x1000, irq: VIRT_IRQ.VIRTIO0 + i });
+    const device: VirtioSlotDevice = i === VIRT_MAP.VIRTIO_COUNT - 1 ? 'power-button' : 'none';
+    devices.push({ kind: 'virtio-mmio', base: VIRT_MAP.VIRTIO + i * 0x1000, size: 0x1000, irq: VIRT_IRQ.VIRTIO0 + i, device });
   }
   return { memory: { base: VIRT_MAP.DRAM, size: memoryBytes }, cpus, devices };
 }
@@ -222,6 +230,7 @@ export class VirtMachine {
   readonly uart: Uart16550;
   readonly plic: Plic;
   private readonly rtc: GoldfishRtc;
+  private powerButton: VirtioPowerButton | null = null;
   private readonly hsm: number[];
   private readonly idle: boolean[];
   private outcome: VirtOutcome | null = null;
@@ -252,7 +261,7 @@ export class VirtMachine {
     for (const d of this.desc.devices) {
       switch (d.kind) {
         case 'clint': this.bus.add(new Clint(d.base, ports, this.clock)); break;
-        case 'plic': plic = new Plic(d.base, ports); this.bus.add(plic); break;
+        case 'plic': plic = new Plic(d.base, ports); this.plic = plic; this.bus.add(plic); break;
         case 'uart': {
           const irq = d.irq;
           uart = new Uart16550(d.base, (b) => this.emit(b), (level) => this.plic.setIrq(irq, level));
@@ -266,7 +275,24 @@ export class VirtMachine {
           break;
         }
         case 'test': this.bus.add(new SifiveTest(d.base, (e) => this.power(e))); break;
-        case 'virtio-mmio': this.bus.add(new VirtioMmioEmpty(d.base)); break;
+        case 'virtio-mmio': {
+          const irq = d.irq;
+          switch (d.device) {
+            case 'none': this.bus.add(new VirtioMmioEmpty(d.base)); break;
+            case 'power-button':
+              this.powerButton = new VirtioPowerButton();
+              this.bus.add(new VirtioMmioTransport({
+                base: d.base, device: this.powerButton, mem: pmapGuestMemory(this.pmap),
+                irq: (level) => this.plic.setIrq(irq, level),
+              }));
+              break;
+            default: {
+              const never: never = d.device;
+              throw new MachineError(`unknown virtio device ${String(never)}`);
+            }
+          }
+          break;
+        }
         default: {
           const never: never = d;
           throw new MachineError(`unknown device ${JSON.stringify(never)}`);
@@ -454,11 +480,14 @@ export class VirtMachine {
   }
 
   /**
-   * Graceful shutdown request (a power button press). Returns whether the guest
-   * could be told: the virt board has no power-button device yet, so it cannot.
+   * Graceful shutdown request: presses the virtio-input power button (KEY_POWER),
+   * which a guest userland turns into its shutdown. Returns whether the press was queued.
    */
   requestShutdown(): boolean {
-    return false;
+    if (!this.powerButton) return false;
+    const queued = this.powerButton.press();
+    this.kick();
+    return queued;
   }
 
   /** Ends the run from the host (hard power-off). */
