@@ -15,6 +15,9 @@ export interface GoldfishRtcState {
   alarmArmed: boolean;
   irqEnabled: boolean;
   irqPending: boolean;
+  /** TIME_HIGH latched by a TIME_LOW read, or written before TIME_LOW. */
+  latchedHigh: string;
+  alarmLow: string;
 }
 
 export class GoldfishRtc implements MmioDevice {
@@ -87,7 +90,10 @@ export class GoldfishRtc implements MmioDevice {
   }
 
   save(): GoldfishRtcState {
-    return { version: 1, offsetNs: this.offset.toString(), alarmNs: this.alarm.toString(), alarmArmed: this.armed, irqEnabled: this.irqEnabled, irqPending: this.irqPending };
+    return {
+      version: 1, offsetNs: this.offset.toString(), alarmNs: this.alarm.toString(), alarmArmed: this.armed,
+      irqEnabled: this.irqEnabled, irqPending: this.irqPending, latchedHigh: this.latchedHigh.toString(), alarmLow: this.alarmLow.toString(),
+    };
   }
 
   restore(s: GoldfishRtcState): void {
@@ -97,6 +103,8 @@ export class GoldfishRtc implements MmioDevice {
     this.armed = s.alarmArmed;
     this.irqEnabled = s.irqEnabled;
     this.irqPending = s.irqPending;
+    this.latchedHigh = BigInt(s.latchedHigh);
+    this.alarmLow = BigInt(s.alarmLow);
     this.irq(this.irqEnabled && this.irqPending);
   }
 }

@@ -114,11 +114,15 @@ export class Plic implements MmioDevice {
     return true;
   }
 
-  /** The highest-priority pending, enabled source above the context's threshold (0 if none). */
-  private best(c: number): number {
+  /**
+   * The highest-priority pending, enabled source (ties: the lowest id) with priority above `floor`
+   * (0 if none). Notification uses the context's threshold as the floor; a claim does not
+   * (PLIC spec 1.0.0, chapter 8: "the claim operation is not affected by the threshold").
+   */
+  private best(c: number, floor: number): number {
     const s = this.s;
     const en = s.enable[c]!;
-    let best = 0, bestPrio = s.threshold[c]!;
+    let best = 0, bestPrio = floor;
     for (let w = 0; w < WORDS; w++) {
       let bits = s.pending[w]! & en[w]!;
       while (bits) {
@@ -133,7 +137,7 @@ export class Plic implements MmioDevice {
   }
 
   private claim(c: number): number {
-    const irq = this.best(c);
+    const irq = this.best(c, 0);
     if (irq) {
       const w = irq >> 5, b = 1 << (irq & 31);
       this.s.pending[w]! &= ~b;
@@ -156,8 +160,8 @@ export class Plic implements MmioDevice {
   private update(): void {
     for (let h = 0; h < this.harts.length; h++) {
       const port = this.harts[h]!;
-      const m = this.best(2 * h) !== 0;
-      const sv = this.best(2 * h + 1) !== 0;
+      const m = this.best(2 * h, this.s.threshold[2 * h]!) !== 0;
+      const sv = this.best(2 * h + 1, this.s.threshold[2 * h + 1]!) !== 0;
       const lines = port.irqLines();
       if (m !== ((lines & MIP_MEIP) !== 0)) port.setIrqLine(MIP_MEIP, m);
       if (sv !== ((lines & MIP_SEIP) !== 0)) port.setIrqLine(MIP_SEIP, sv);

@@ -60,8 +60,13 @@ export class Uart16550 implements MmioDevice {
       case LCR: v = s.lcr; break;
       case MCR: v = s.mcr; break;
       case LSR: v = LSR_THRE | LSR_TEMT | (s.rx.length > 0 ? LSR_DR : 0); break;
-      // Carrier detect and data set ready set: a modem is "connected" (MSR_DCD | MSR_DSR | MSR_CTS).
-      case MSR: v = s.mcr & MCR_LOOP ? 0 : 0xb0; break;
+      // A modem is "connected" (DCD, DSR, CTS). In loopback the modem outputs feed the
+      // inputs: DTR→DSR, RTS→CTS, OUT1→RI, OUT2→DCD (16550 data sheet).
+      case MSR:
+        v = s.mcr & MCR_LOOP
+          ? ((s.mcr & 1) << 5) | ((s.mcr & 2) << 3) | ((s.mcr & 4) << 4) | ((s.mcr & 8) << 4)
+          : 0xb0;
+        break;
       case SCR: v = s.scr; break;
       default: return 0n;
     }

@@ -147,8 +147,9 @@ export function serveSbi(hart: Hart, p: SbiPlatform): SbiResult {
       switch (fid) {
         case 0: case 1: { // console_write / console_read (num_bytes, base_lo, base_hi)
           const n = Number(BigInt.asUintN(64, a(0)));
-          const addr = BigInt.asUintN(64, a(1) | (a(2) << 64n));
-          if (n > MAX_CONSOLE_IO || addr > BigInt(Number.MAX_SAFE_INTEGER)) { ret(SBI_ERR_INVALID_PARAM); break; }
+          // base_addr_hi holds the physical address bits above XLEN: nonzero is never RAM.
+          const addr = BigInt.asUintN(64, a(1));
+          if (a(2) !== 0n || n > MAX_CONSOLE_IO || addr > BigInt(Number.MAX_SAFE_INTEGER)) { ret(SBI_ERR_INVALID_PARAM); break; }
           if (fid === 0) {
             const data = p.readGuest(Number(addr), n);
             if (!data) ret(SBI_ERR_INVALID_PARAM);
