@@ -51,9 +51,9 @@ test('with --cpus 2 the guest sees two processors; SIGTERM presses the power but
   }
 });
 
-test('the guest boots through OpenSBI firmware (--bios fw_jump.elf)', { timeout: BOOT_MS + 120_000 }, async () => {
+test('the guest boots through OpenSBI firmware (--bios fw_jump.elf), with mtime following instructions', { timeout: BOOT_MS + 120_000 }, async () => {
   const images = await fetchImages();
-  const g = new Guest(['--bios', images.opensbiFwJump]);
+  const g = new Guest(['--bios', images.opensbiFwJump, '--clock', 'instructions']);
   try {
     await g.waitFor(/OpenSBI v\d/, 60_000);
     await g.waitFor(/Runtime SBI Version\s*: 2\.0/, 60_000);

@@ -256,12 +256,19 @@ export class Hart {
     if (!this.csrWrite(num, BigInt.asUintN(64, value))) throw new RangeError(`CSR 0x${num.toString(16)} is not writable`);
   }
 
-  /** The earliest timer deadline (mtime ticks) that could raise an enabled interrupt, or Infinity. */
+  /**
+   * The earliest timer deadline (mtime ticks) that could raise an enabled interrupt, or Infinity.
+   * Comparators beyond 2^53 ticks (Linux parks stimecmp at all ones) count as never: at 10 MHz
+   * they are decades away, and jumping an instruction-driven clock there would wreck guest time.
+   */
   nextTimerDeadline(): number {
     let d = Infinity;
     const mie = Number(this.slot(SLOT.MIE) & 0xfffn);
-    if (mie & MIP_MTIP) d = Math.min(d, Number(this.slotU(SLOT.MTIMECMP)));
-    if ((mie & MIP_STIP) && (this.slotU(SLOT.MENVCFG) & MENVCFG_STCE)) d = Math.min(d, Number(this.slotU(SLOT.STIMECMP)));
+    const consider = (cmp: bigint): void => {
+      if (cmp < 1n << 53n) d = Math.min(d, Number(cmp));
+    };
+    if (mie & MIP_MTIP) consider(this.slotU(SLOT.MTIMECMP));
+    if ((mie & MIP_STIP) && (this.slotU(SLOT.MENVCFG) & MENVCFG_STCE)) consider(this.slotU(SLOT.STIMECMP));
     return d;
   }
 

@@ -547,9 +547,10 @@ export class VirtMachine {
       if (this.outcome) break;
       if (!ran) {
         this.flushOutput();
-        await this.sleep();
-        lastYield = performance.now();
-      } else if (now - lastYield > YIELD_MS) {
+        // A real wait lets the event loop run; a clock jump ('instructions' mode) does not.
+        if (await this.sleep()) lastYield = performance.now();
+      }
+      if (now - lastYield > YIELD_MS) {
         this.flushOutput();
         await new Promise<void>((r) => setImmediate(r));
         lastYield = performance.now();
@@ -597,23 +598,28 @@ export class VirtMachine {
     }
   }
 
-  /** All harts wait for interrupts: sleep until the next timer deadline or a host event. */
-  private async sleep(): Promise<void> {
+  /**
+   * All harts wait for interrupts: sleep until the next timer deadline or a host event.
+   * Returns whether it waited on the event loop (false when an instruction-driven clock jumped).
+   */
+  private async sleep(): Promise<boolean> {
     let deadline = Infinity;
     for (let i = 0; i < this.harts.length; i++) {
       if (this.hsm[i] === HSM_STARTED) deadline = Math.min(deadline, this.harts[i]!.nextTimerDeadline());
     }
     let ms = this.clock.msUntil(deadline);
     if (this.clock.shared.mode === 'instructions' && deadline !== Infinity) {
+      // Nothing runs until the deadline: let time jump there.
       this.clock.set(deadline);
       ms = 0;
     }
     ms = Math.min(ms, 100);
-    if (ms <= 0) return;
+    if (ms <= 0) return false;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { this.kickWaiter = null; resolve(); }, ms);
       this.kickWaiter = () => { clearTimeout(t); resolve(); };
     });
+    return true;
   }
 }
 
