@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { prng } from './support.js';
 import {
   FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_MAX_DEPTH, FDT_NOP, FDT_PROP, FdtError, PhandleAllocator,
   asStrings, asU32s, asU64s, bytes, decodeFdt, decodeFdtBlob, empty, encodeFdt, fdtValueBytes, findNode, getProp,
@@ -396,17 +397,6 @@ test('decodeFdt rejects malformed blobs with FdtErrors', () => {
   throwsFdt(() => decodeFdt(rawBlob([FDT_BEGIN_NODE, 0, FDT_PROP, 0, 0, FDT_END_NODE, FDT_END], Uint8Array.of(0x61))), /unterminated/);
 });
 
-/** mulberry32: a small seeded PRNG, so the fuzz cases are the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 test('fuzz: truncated and corrupted blobs decode or throw FdtError, nothing else', { timeout: 120_000 }, (t) => {
   const { root, phandles } = virtTree();

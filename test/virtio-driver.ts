@@ -13,6 +13,7 @@ import {
   VIRTQ_DESC_F_WRITE, feature,
 } from '../src/devices/virtio/constants.js';
 import type { GuestMemory } from '../src/devices/virtio/memory.js';
+import { prng } from './support.js';
 import type { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.js';
 
 const PAGE = 4096;
@@ -312,16 +313,7 @@ export class Driver {
 }
 
 /** A small deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = prng;
 
 export const u16 = (ram: DriverRam, gpa: number): number => { const b = ram.get(gpa, 2); return b[0]! | (b[1]! << 8); };
 export const u32 = (ram: DriverRam, gpa: number): number => new DataView(ram.get(gpa, 4).buffer).getUint32(0, true);

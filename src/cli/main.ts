@@ -8,15 +8,12 @@ import { parseArgs } from 'node:util';
 import type { ClockMode } from '../cpu/clock.js';
 import { BASE_MODULES, ImageError, fetchImages, defaultInitramfs, INITRAMFS_CMDLINE } from '../image/index.js';
 import { runBareMetal, type BareMetalConfig } from '../machine/baremetal.js';
-import { ElfError, parseElf } from '../machine/elf.js';
+import { ElfError, isElf, parseElf } from '../machine/elf.js';
 import { MachineError, MAX_CPUS, VirtMachine, type BootSource, type VirtConfig, type VirtOutcome } from '../machine/virt.js';
 import { HostConsole, type ConsoleTarget } from './console.js';
 
 class UsageError extends Error {}
 
-function isElf(b: Uint8Array): boolean {
-  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
-}
 
 const USAGE = `usage: disco <command> [options]
 

@@ -29,6 +29,11 @@ export interface ElfImage {
   readonly symbols: ReadonlyMap<string, number>;
 }
 
+/** True if `b` starts with the ELF magic. */
+export function isElf(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
+}
+
 export function parseElf(buf: Uint8Array): ElfImage {
   if (buf.length < 64) throw new ElfError('not an ELF file (too short)');
   if (buf[0] !== 0x7f || buf[1] !== 0x45 || buf[2] !== 0x4c || buf[3] !== 0x46) throw new ElfError('not an ELF file (bad magic)');

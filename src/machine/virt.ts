@@ -20,7 +20,7 @@ import { VirtioMmioTransport } from '../devices/virtio/transport-mmio.js';
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
 import { Pmap } from '../memory/pmap.js';
 import { MmioBus } from './bus.js';
-import { parseElf } from './elf.js';
+import { isElf, parseElf } from './elf.js';
 import { encodeFdt, empty, node, PhandleAllocator, str, u32, u64, type FdtNode } from './fdt.js';
 import { HSM_STARTED, HSM_STOPPED, serveSbi, SRST_SHUTDOWN, type SbiPlatform } from './sbi.js';
 
@@ -667,7 +667,4 @@ function checkPeSections(img: Uint8Array, dv: DataView): void {
   }
 }
 
-function isElf(b: Uint8Array): boolean {
-  return b.length >= 4 && b[0] === 0x7f && b[1] === 0x45 && b[2] === 0x4c && b[3] === 0x46;
-}
 
