@@ -11,7 +11,7 @@
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
-import { HART_BLOCK_BYTES, HART_SLOTS, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_SUM, TLB_CTX_U, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
+import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_SUM, TLB_CTX_U, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
 import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
@@ -41,7 +41,6 @@ const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D 
 const PMP_R = 1, PMP_W = 2, PMP_X = 4, PMP_A = 0x18, PMP_L = 0x80;
 const PMP_OFF = 0, PMP_TOR = 1, PMP_NA4 = 2, PMP_NAPOT = 3;
 
-const MASK64 = (1n << 64n) - 1n;
 const MSTATUS_WRITABLE = BigInt(MSTATUS.SIE | MSTATUS.MIE | MSTATUS.SPIE | MSTATUS.MPIE | MSTATUS.SPP | MSTATUS.MPP |
   MSTATUS.FS | MSTATUS.MPRV | MSTATUS.SUM | MSTATUS.MXR | MSTATUS.TVM | MSTATUS.TW | MSTATUS.TSR);
 const SSTATUS_MASK = BigInt(MSTATUS.SIE | MSTATUS.SPIE | MSTATUS.SPP | MSTATUS.FS | MSTATUS.SUM | MSTATUS.MXR) |
@@ -101,7 +100,6 @@ export class Hart {
   private readonly i16: Int16Array;
   private readonly i32: Int32Array;
   private readonly i64: BigInt64Array;
-  private readonly f32: Float32Array;
   private readonly f64: Float64Array;
   private readonly pmapEntries: Int32Array;
 
@@ -156,7 +154,6 @@ export class Hart {
     this.i16 = new Int16Array(buf, 0, buf.byteLength >>> 1);
     this.i32 = new Int32Array(buf, 0, buf.byteLength >>> 2);
     this.i64 = new BigInt64Array(buf, 0, buf.byteLength >>> 3);
-    this.f32 = new Float32Array(buf, 0, buf.byteLength >>> 2);
     this.f64 = new Float64Array(buf, 0, buf.byteLength >>> 3);
     this.pmapEntries = opts.pmap.entries;
     const fresh = opts.block === undefined;
@@ -460,7 +457,7 @@ export class Hart {
                   default: R[a >>> 2] = R[x2]!; R[(a >>> 2) + 1] = R[x2 + 1]!; break;
                 }
               } else {
-                this.storeSlow(lo, hi, size, R[x2]!, R[x2 + 1]!, pcLo, pcHi, len);
+                this.storeSlow(lo, hi, size, R[x2]!, R[x2 + 1]!, len);
               }
               break;
             }
@@ -694,10 +691,10 @@ export class Hart {
               continue;
             }
             case 0x2f: // AMO
-              this.amo(insn, rd, rs1, len);
+              this.amo(insn, rd, rs1);
               break;
             case 0x07: case 0x27: // LOAD-FP / STORE-FP
-              this.fpLoadStore(insn, rd, rs1, len, pcLo, pcHi);
+              this.fpLoadStore(insn, rd, rs1, len);
               break;
             case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP, FMADD..FNMADD
               this.fpOp(insn);
@@ -893,7 +890,7 @@ export class Hart {
     }
   }
 
-  private storeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, pcLo: number, pcHi: number, len: number): void {
+  private storeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, len: number): void {
     if ((lo & (size - 1)) !== 0) {
       this.misalignedWrite(lo, hi, size, vlo, vhi);
       return;
@@ -905,7 +902,6 @@ export class Hart {
       this.exitWith({ kind: 'mmio', write: true, gpa: this.mmioGpa, size: size as 1 | 2 | 4 | 8, value, dest: null });
     }
     this.writeRaw(a, size, vlo, vhi);
-    void pcLo; void pcHi;
     this.afterSlowStore(a, size);
   }
 
@@ -944,7 +940,7 @@ export class Hart {
 
   // ---------------------------------------------------------------- atomics (A extension)
 
-  private amo(insn: number, rd: number, rs1: number, len: number): void {
+  private amo(insn: number, rd: number, rs1: number): void {
     const f3 = (insn >>> 12) & 7;
     if (f3 !== 2 && f3 !== 3) this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
     const f5 = insn >>> 27;
@@ -959,7 +955,7 @@ export class Hart {
       default: this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
     }
     if ((lo & (size - 1)) !== 0) this.raise(isLr ? CAUSE.MISALIGNED_LOAD : CAUSE.MISALIGNED_STORE, vaddr(lo, hi));
-    const a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size, true, true);
+    const a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size);
     if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, this.mmioVa);
     const b = this.i64[this.sq + SLOT.X + rs2]!;
     const xd = this.xw + 2 * rd;
@@ -1039,7 +1035,6 @@ export class Hart {
       if (rd !== 0) Q[xd >>> 1] = old;
     }
     if (!isLr) this.afterSlowStore(a, size);
-    void len;
   }
 
   // ---------------------------------------------------------------- floating point
@@ -1053,7 +1048,7 @@ export class Hart {
     this.i32[i] = this.i32[i]! | MSTATUS.FS;
   }
 
-  private fpLoadStore(insn: number, rd: number, rs1: number, len: number, pcLo: number, pcHi: number): void {
+  private fpLoadStore(insn: number, rd: number, rs1: number, len: number): void {
     const f3 = (insn >>> 12) & 7;
     if ((f3 !== 2 && f3 !== 3) || this.fsOff()) this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
     const size = f3 === 2 ? 4 : 8;
@@ -1071,7 +1066,7 @@ export class Hart {
       if (R[e + TLB_TAG_WRITE] === (lo & -4096) && R[e + TLB_TAG_HI] === hi && (lo & (size - 1)) === 0) {
         this.writeRaw((R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff), size, vlo, vhi);
       } else {
-        this.storeSlow(lo, hi, size, vlo, vhi, pcLo, pcHi, len);
+        this.storeSlow(lo, hi, size, vlo, vhi, len);
       }
       return;
     }
@@ -1535,7 +1530,7 @@ export class Hart {
    * Raises page faults and access faults; exits for read-only pages and exhausted memory.
    * With `fill`, caches the page in the soft TLB when that is safe.
    */
-  private translate(lo: number, hi: number, access: Access, size: number, fill = true, atomic = false): number {
+  private translate(lo: number, hi: number, access: Access, size: number, fill = true): number {
     const priv = access === ACC_EXEC ? this.priv : this.dataPriv;
     let gpa: number;
     let pteFlags = PTE_R | PTE_W | PTE_X | PTE_D;
@@ -1579,7 +1574,6 @@ export class Hart {
         this.exitWith({ kind: 'readonly', gpa });
       }
       this.watchHit = (ent & PM_WATCH) ? gpa : -1;
-      void atomic;
     }
     this.accessTlbFill = cacheable;
     if (cacheable) {
@@ -1778,4 +1772,3 @@ function accessFaultCause(access: Access): number {
   return access === ACC_EXEC ? CAUSE.FETCH_ACCESS : access === ACC_WRITE ? CAUSE.STORE_ACCESS : CAUSE.LOAD_ACCESS;
 }
 
-export { MASK64 };
