@@ -296,7 +296,7 @@ async function runMachine(k: Uint8Array, cpus = 1): Promise<{ outcome: VirtOutco
   const chunks: Uint8Array[] = [];
   const cfg: VirtConfig = {
     memoryBytes: 16 * MiB, cpus, clock: 'instructions', boot: { kind: 'none' },
-    kernel: k, initrd: null, append: '', output: (b) => chunks.push(Uint8Array.from(b)),
+    kernel: k, initrd: null, append: '', output: (b) => chunks.push(Uint8Array.from(b)), name: 'test', virtio: [],
   };
   const m = new VirtMachine(cfg);
   const timer = setTimeout(() => m.stop({ kind: 'error', reason: 'test timeout' }), 8_000);

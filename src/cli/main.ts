@@ -11,8 +11,9 @@ import { runBareMetal, type BareMetalConfig } from '../machine/baremetal.js';
 import { ElfError, isElf, parseElf } from '../machine/elf.js';
 import { MachineError, MAX_CPUS, VirtMachine, type BootSource, type VirtConfig, type VirtOutcome } from '../machine/virt.js';
 import { HostConsole, type ConsoleTarget } from './console.js';
-
-class UsageError extends Error {}
+import { parseDevice, parseDrive, parseNet, UsageError } from './device-options.js';
+import { runDir, VM_NAME_PATTERN } from '../host/paths.js';
+import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
 
 
 const USAGE = `usage: disco <command> [options]
@@ -35,6 +36,15 @@ options of run (shaped like QEMU's):
   --no-reboot             a guest reboot ends the run instead of restarting the guest
   --clock host|instructions  what mtime follows (default host; instructions makes runs reproducible)
   --max-instructions N    bare-metal runs: stop a runaway guest after N instructions per hart (exit 2)
+  --name NAME             the VM's name (stable MAC addresses, socket paths; default disco-PID)
+  --drive file=PATH[,readonly=on][,overlay=PATH][,serial=S]
+                          a virtio disk (raw image); overlay: a copy-on-write layer above a read-only base
+  --net user[,hostfwd=tcp::HOSTPORT-:GUESTPORT]...  |  --net switch=NAME  |  --net tap=IFNAME   [,mac=MAC]
+                          a virtio network interface: user-mode NAT with DHCP/DNS, an in-host switch
+                          shared by the VMs that name it, or a host TAP device
+  --device rng | console[,port=NAME[:SOCKET]]... | balloon[,deflate-on-oom=on|off][,free-page-reporting=on|off]
+           | vsock[,cid=N][,socket=PATH]
+                          other virtio devices. Slots fill from 0: drives, then networks, then devices.
   -h, --help              this text
 
 console: C-a x quits, C-a s asks the guest to shut down, C-a h lists keys.
@@ -70,6 +80,10 @@ async function cmdRun(argv: string[]): Promise<number> {
       'max-instructions': { type: 'string' },
       clock: { type: 'string' },
       'no-reboot': { type: 'boolean' },
+      name: { type: 'string' },
+      drive: { type: 'string', multiple: true },
+      net: { type: 'string', multiple: true },
+      device: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -94,6 +108,13 @@ async function cmdRun(argv: string[]): Promise<number> {
   if (bios && !isElf(bios)) throw new UsageError(`${values.bios}: not an ELF file`);
   if (values['max-instructions'] !== undefined) throw new UsageError('--max-instructions applies to bare-metal --bios ELF runs only');
   const memMiB = intOption(values.memory, 'memory', 64, 3072, 512);
+  const name = values.name ?? `disco-${process.pid}`;
+  if (!VM_NAME_PATTERN.test(name)) throw new UsageError(`--name '${name}' must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  const virtio: VirtioDeviceSpec[] = [
+    ...(values.drive ?? []).map(parseDrive),
+    ...(values.net ?? []).map((n, i) => parseNet(n, name, i)),
+    ...(values.device ?? []).map((d) => parseDevice(d, name, runDir)),
+  ];
   let kernel: Uint8Array;
   let initrd: Uint8Array | null = values.initrd !== undefined ? readInput(values.initrd, 'initrd') : null;
   let append = values.append ?? 'console=ttyS0';
@@ -112,6 +133,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const cfg: VirtConfig = {
     memoryBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, boot, kernel, initrd, append,
     output: (b) => { process.stdout.write(b); },
+    name, virtio,
   };
   return runVirt(cfg, values['no-reboot'] === true);
 }
@@ -171,6 +193,7 @@ async function runVirt(cfg: VirtConfig, noReboot: boolean): Promise<number> {
     } finally {
       term.detach();
       process.off('SIGTERM', onSigterm);
+      await machine.close();
     }
     switch (outcome.kind) {
       case 'poweroff': return 0;

@@ -14,9 +14,13 @@ import { Plic, PLIC_SIZE, PLIC_SOURCES } from '../devices/plic.js';
 import { SifiveTest, type PowerEvent } from '../devices/syscon.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioMmioEmpty } from '../devices/virtio-mmio-empty.js';
+import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import { pmapGuestMemory } from '../devices/virtio/pmap-memory.js';
 import { VirtioMmioTransport } from '../devices/virtio/transport-mmio.js';
+import { MachineError } from './errors.js';
+import { createVirtioDevice } from './virtio-devices.js';
+import type { VirtioDeviceSpec } from './virtio-spec.js';
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
 import { Pmap } from '../memory/pmap.js';
 import { MmioBus } from './bus.js';
@@ -52,10 +56,8 @@ export type DeviceSpec =
   | { readonly kind: 'uart'; readonly base: number; readonly size: number; readonly irq: number }
   | { readonly kind: 'rtc'; readonly base: number; readonly size: number; readonly irq: number }
   | { readonly kind: 'test'; readonly base: number; readonly size: number }
-  | { readonly kind: 'virtio-mmio'; readonly base: number; readonly size: number; readonly irq: number; readonly device: VirtioSlotDevice };
-
-/** What sits behind a virtio-mmio slot. */
-export type VirtioSlotDevice = 'none' | 'power-button';
+  /** A virtio-mmio slot and what it carries (null: an empty slot, DeviceID 0). */
+  | { readonly kind: 'virtio-mmio'; readonly base: number; readonly size: number; readonly irq: number; readonly device: VirtioDeviceSpec | null };
 
 export interface MachineDescription {
   readonly memory: { readonly base: number; readonly size: number };
@@ -63,7 +65,16 @@ export interface MachineDescription {
   readonly devices: readonly DeviceSpec[];
 }
 
-export function describeVirt(memoryBytes: number, cpus: number): MachineDescription {
+/**
+ * The virt board with `virtio` in slots 0, 1, ... in the order given (the
+ * command line puts drives first, then networks, then other devices, so a guest
+ * that expects its disk in slot 0 finds it there); the power button takes the
+ * last slot.
+ */
+export function describeVirt(memoryBytes: number, cpus: number, virtio: readonly VirtioDeviceSpec[] = []): MachineDescription {
+  if (virtio.length > VIRT_MAP.VIRTIO_COUNT - 1) {
+    throw new MachineError(`at most ${VIRT_MAP.VIRTIO_COUNT - 1} virtio devices fit in the board's slots (${virtio.length} requested)`);
+  }
   const devices: DeviceSpec[] = [
     { kind: 'test', base: VIRT_MAP.TEST, size: 0x1000 },
     { kind: 'rtc', base: VIRT_MAP.RTC, size: 0x1000, irq: VIRT_IRQ.RTC },
@@ -71,9 +82,8 @@ export function describeVirt(memoryBytes: number, cpus: number): MachineDescript
     { kind: 'plic', base: VIRT_MAP.PLIC, size: PLIC_SIZE, sources: PLIC_SOURCES - 1 },
     { kind: 'uart', base: VIRT_MAP.UART0, size: 0x100, irq: VIRT_IRQ.UART0 },
   ];
-  // Slots fill from 0 with the devices the user asks for; the power button takes the last one.
   for (let i = 0; i < VIRT_MAP.VIRTIO_COUNT; i++) {
-    const device: VirtioSlotDevice = i === VIRT_MAP.VIRTIO_COUNT - 1 ? 'power-button' : 'none';
+    const device: VirtioDeviceSpec | null = i === VIRT_MAP.VIRTIO_COUNT - 1 ? { kind: 'power-button' } : virtio[i] ?? null;
     devices.push({ kind: 'virtio-mmio', base: VIRT_MAP.VIRTIO + i * 0x1000, size: 0x1000, irq: VIRT_IRQ.VIRTIO0 + i, device });
   }
   return { memory: { base: VIRT_MAP.DRAM, size: memoryBytes }, cpus, devices };
@@ -181,9 +191,7 @@ export function virtDeviceTree(desc: MachineDescription, chosen: Chosen): Uint8A
 
 // ------------------------------------------------------------------ the machine
 
-export class MachineError extends Error {
-  override readonly name = 'MachineError';
-}
+export { MachineError };
 
 export type BootSource =
   /** Disco is the firmware: SBI in the hypervisor, the kernel entered in S-mode. */
@@ -203,6 +211,12 @@ export interface VirtConfig {
   readonly append: string;
   /** Bytes the guest writes to its console. */
   readonly output: (bytes: Uint8Array) => void;
+  /** The VM's name (MAC addresses and host socket paths derive from it). */
+  readonly name: string;
+  /** Devices for virtio slots 0, 1, ... (see describeVirt). */
+  readonly virtio: readonly VirtioDeviceSpec[];
+  /** Diagnostic lines for the host (device errors); default: stderr. */
+  readonly log?: (line: string) => void;
 }
 
 export type VirtOutcome =
@@ -231,6 +245,9 @@ export class VirtMachine {
   readonly plic: Plic;
   private readonly rtc: GoldfishRtc;
   private powerButton: VirtioPowerButton | null = null;
+  /** The devices in virtio slots, for closing their back ends. */
+  private readonly virtio: VirtioDevice[] = [];
+  private readonly log: (line: string) => void;
   private readonly hsm: number[];
   private readonly idle: boolean[];
   private outcome: VirtOutcome | null = null;
@@ -239,7 +256,8 @@ export class VirtMachine {
 
   constructor(readonly cfg: VirtConfig) {
     if (!Number.isInteger(cfg.cpus) || cfg.cpus < 1 || cfg.cpus > MAX_CPUS) throw new MachineError(`cpus must be 1 to ${MAX_CPUS}`);
-    this.desc = describeVirt(cfg.memoryBytes, cfg.cpus);
+    this.log = cfg.log ?? ((line) => { process.stderr.write(`disco: ${line}\n`); });
+    this.desc = describeVirt(cfg.memoryBytes, cfg.cpus, cfg.virtio);
     this.mem = MachineMemory.create(cfg.memoryBytes + 32 * 1024 * 1024);
     this.pmap = Pmap.create(this.mem, [
       { name: 'rom', kind: 'rom', base: VIRT_MAP.ROM, size: VIRT_MAP.ROM_SIZE },
@@ -277,20 +295,22 @@ export class VirtMachine {
         case 'test': this.bus.add(new SifiveTest(d.base, (e) => this.power(e))); break;
         case 'virtio-mmio': {
           const irq = d.irq;
-          switch (d.device) {
-            case 'none': this.bus.add(new VirtioMmioEmpty(d.base)); break;
-            case 'power-button':
-              this.powerButton = new VirtioPowerButton();
-              this.bus.add(new VirtioMmioTransport({
-                base: d.base, device: this.powerButton, mem: pmapGuestMemory(this.pmap),
-                irq: (level) => this.plic.setIrq(irq, level),
-              }));
-              break;
-            default: {
-              const never: never = d.device;
-              throw new MachineError(`unknown virtio device ${String(never)}`);
-            }
+          if (d.device === null) {
+            this.bus.add(new VirtioMmioEmpty(d.base));
+            break;
           }
+          const spec = d.device;
+          const device = createVirtioDevice(spec, {
+            vmName: cfg.name, pmap: this.pmap, consoleOutput: (b) => this.emitConsole(b), log: this.log,
+          });
+          this.virtio.push(device);
+          if (device instanceof VirtioPowerButton) this.powerButton = device;
+          this.bus.add(new VirtioMmioTransport({
+            base: d.base, device, mem: pmapGuestMemory(this.pmap),
+            // Devices finish host I/O asynchronously: a raised line must wake harts waiting in WFI.
+            irq: (level) => { this.plic.setIrq(irq, level); if (level) this.kick(); },
+            onError: (reason) => this.log(`virtio ${spec.kind} at 0x${hex(d.base)}: ${reason}`),
+          }));
           break;
         }
         default: {
@@ -453,6 +473,12 @@ export class VirtMachine {
     if (this.outBuf.length >= 4096) this.flushOutput();
   }
 
+  /** virtio-console port 0 shares the VM's terminal with the UART, in order. */
+  private emitConsole(bytes: Uint8Array): void {
+    this.flushOutput();
+    this.cfg.output(bytes);
+  }
+
   flushOutput(): void {
     if (this.outBuf.length === 0) return;
     const bytes = Uint8Array.from(this.outBuf);
@@ -494,6 +520,13 @@ export class VirtMachine {
   stop(outcome: VirtOutcome): void {
     if (!this.outcome) this.outcome = outcome;
     this.kick();
+  }
+
+  /** Releases the devices' host resources (files, sockets); the machine cannot run afterwards. */
+  async close(): Promise<void> {
+    this.stop({ kind: 'poweroff' });
+    const results = await Promise.allSettled(this.virtio.map(async (d) => d.close?.()));
+    for (const r of results) if (r.status === 'rejected') this.log(`closing a device: ${String((r.reason as Error)?.message ?? r.reason)}`);
   }
 
   /** Wakes the scheduler if it waits for an event. */

@@ -53,4 +53,10 @@ export interface VirtioDevice<S = unknown> {
   reset(): void;
   save(): S;
   restore(state: S): void;
+  /**
+   * Releases the back end's host resources (files, sockets, timers) when the VM
+   * goes away; completions still in flight are dropped. Optional: devices with
+   * no host resources have nothing to close.
+   */
+  close?(): Promise<void>;
 }
