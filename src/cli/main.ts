@@ -14,6 +14,10 @@ import { HostConsole, type ConsoleTarget } from './console.js';
 import { parseDevice, parseDrive, parseNet, UsageError } from './device-options.js';
 import { runDir, VM_NAME_PATTERN } from '../host/paths.js';
 import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
+import { ApiServerError, startApiServer } from '../api/server.js';
+import { RunHost } from './run-api.js';
+import { cmdVm, ClientError } from './vm.js';
+import { join } from 'node:path';
 
 
 const USAGE = `usage: disco <command> [options]
@@ -21,6 +25,7 @@ const USAGE = `usage: disco <command> [options]
 commands:
   run                     boot a guest on the virt board (default: Debian's kernel and a busybox shell)
   image fetch             download and cache the default guest (Debian riscv64 kernel, busybox, OpenSBI)
+  vm ls|stats|balloon|shutdown|kill   drive running VMs through their API socket (disco vm --help)
 
 options of run (shaped like QEMU's):
   --kernel FILE           a RISC-V Linux Image (or, with --bios none, a bare-metal ELF)
@@ -169,46 +174,66 @@ async function runHtif(image: Uint8Array, cfg: BareMetalConfig): Promise<number>
 
 /** Boots the virt machine; a guest reboot starts a fresh machine unless noReboot. */
 async function runVirt(cfg: VirtConfig, noReboot: boolean): Promise<number> {
-  for (;;) {
-    const machine = new VirtMachine(cfg);
-    let shutdownRequests = 0;
-    const target: ConsoleTarget = {
-      input: (b) => machine.input(b),
-      powerOff: () => machine.stop({ kind: 'poweroff' }),
-      shutdown: () => {
-        shutdownRequests++;
-        if (shutdownRequests > 1 || !machine.requestShutdown()) {
-          process.stderr.write('\r\ndisco: powering off\r\n');
-          machine.stop({ kind: 'poweroff' });
-        }
-      },
-    };
-    const term = new HostConsole(target);
-    const onSigterm = (): void => target.shutdown();
-    process.on('SIGTERM', onSigterm);
-    term.attach();
-    let outcome: VirtOutcome;
-    try {
-      outcome = await machine.run();
-    } finally {
-      term.detach();
-      process.off('SIGTERM', onSigterm);
-      await machine.close();
-    }
-    switch (outcome.kind) {
-      case 'poweroff': return 0;
-      case 'fail': return outcome.code === 0 ? 1 : outcome.code;
-      case 'reset':
-        if (noReboot) return 0;
-        continue;
-      case 'error':
-        process.stderr.write(`\ndisco: ${outcome.reason}\n`);
-        return 1;
+  let machine: VirtMachine | null = null;
+  let shutdownRequests = 0;
+  const target: ConsoleTarget = {
+    input: (b) => machine?.input(b),
+    powerOff: () => machine?.stop({ kind: 'poweroff' }),
+    shutdown: () => {
+      if (!machine) return;
+      shutdownRequests++;
+      if (shutdownRequests > 1 || !machine.requestShutdown()) {
+        process.stderr.write('\r\ndisco: powering off\r\n');
+        machine.stop({ kind: 'poweroff' });
+      }
+    },
+  };
+  const host = new RunHost(cfg.name, (a) => {
+    switch (a) {
+      case 'Shutdown': target.shutdown(); return;
+      case 'Kill': target.powerOff(); return;
       default: {
-        const never: never = outcome;
+        const never: never = a;
         return never;
       }
     }
+  });
+  const api = await startApiServer(join(runDir(), `${cfg.name}.sock`), host);
+  const term = new HostConsole(target);
+  const onSigterm = (): void => target.shutdown();
+  process.on('SIGTERM', onSigterm);
+  term.attach();
+  try {
+    for (;;) {
+      machine = new VirtMachine(cfg);
+      host.machine = machine;
+      shutdownRequests = 0;
+      let outcome: VirtOutcome;
+      try {
+        outcome = await machine.run();
+      } finally {
+        host.machine = null;
+        await machine.close();
+      }
+      switch (outcome.kind) {
+        case 'poweroff': return 0;
+        case 'fail': return outcome.code === 0 ? 1 : outcome.code;
+        case 'reset':
+          if (noReboot) return 0;
+          continue;
+        case 'error':
+          process.stderr.write(`\ndisco: ${outcome.reason}\n`);
+          return 1;
+        default: {
+          const never: never = outcome;
+          return never;
+        }
+      }
+    }
+  } finally {
+    term.detach();
+    process.off('SIGTERM', onSigterm);
+    await new Promise<void>((r) => api.close(() => r()));
   }
 }
 
@@ -229,6 +254,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdRun(rest);
     case 'image':
       return cmdImage(rest);
+    case 'vm':
+      return cmdVm(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -243,7 +270,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    const known = e instanceof UsageError || e instanceof ElfError || e instanceof MachineError || e instanceof ImageError || (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'));
+    const known = e instanceof UsageError || e instanceof ElfError || e instanceof MachineError || e instanceof ImageError || e instanceof ApiServerError || e instanceof ClientError || (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'));
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`disco: ${msg}\n`);
     if (process.env['DISCO_DEBUG'] && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);

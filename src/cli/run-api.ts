@@ -1,0 +1,46 @@
+/**
+ * The API of a `disco run` process: one VM, served on `${runDir}/NAME.sock`
+ * with the same paths as the multi-VM host, so `disco vm ...` drives both.
+ * A guest reboot starts a new machine; the API follows it.
+ */
+import type { ApiHost, ApiVm, BalloonControl, VmAction, VmInfo } from '../api/types.js';
+import { PAGE_SIZE } from '../memory/machine-memory.js';
+import type { VirtMachine } from '../machine/virt.js';
+
+const MiB = 1024 * 1024;
+
+export class RunHost implements ApiHost, ApiVm {
+  machine: VirtMachine | null = null;
+  constructor(readonly id: string, private readonly onAction: (a: VmAction) => void) {}
+
+  vms(): readonly ApiVm[] { return [this]; }
+  vm(id: string): ApiVm | undefined { return id === this.id ? this : undefined; }
+
+  info(): VmInfo {
+    const m = this.machine;
+    const memBytes = m ? m.cfg.memoryBytes : 0;
+    return {
+      id: this.id,
+      state: m ? 'running' : 'stopped',
+      machine_config: { vcpu_count: m ? m.cfg.cpus : 0, mem_size_mib: memBytes / MiB },
+      memory: {
+        mem_size_mib: memBytes / MiB,
+        pages_touched: m ? m.pmap.pagesTouched() : 0,
+        frames_mapped: m ? m.pmap.framesMapped() : 0,
+        pool_frames_free: m ? m.mem.framesFree() : 0,
+        pool_frames_in_use: m ? m.mem.framesInUse() : 0,
+      },
+      devices: m ? m.cfg.virtio.map((d) => d.kind) : [],
+    };
+  }
+
+  balloon(): BalloonControl | null {
+    return null;
+  }
+
+  action(a: VmAction): void {
+    this.onAction(a);
+  }
+}
+
+export const PAGES_PER_MIB = MiB / PAGE_SIZE;
