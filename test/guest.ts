@@ -1,4 +1,8 @@
-/** Drives a `disco run` guest through its console from a test: wait for text, type commands. */
+/**
+ * Drives a guest through its console from a test or a benchmark: wait for
+ * text, type commands. By default the guest is `disco run ARGS`; `command`
+ * runs another program (QEMU, for comparisons).
+ */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cli } from './support.js';
 
@@ -9,8 +13,8 @@ export class Guest {
   readonly exited: Promise<number | null>;
   private waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  constructor(args: readonly string[]) {
-    this.proc = spawn(process.execPath, [cli, 'run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(args: readonly string[], command: readonly string[] = [process.execPath, cli, 'run']) {
+    this.proc = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stdout.setEncoding('utf8');
     this.proc.stderr.setEncoding('utf8');
     this.proc.stdout.on('data', (d: string) => {
