@@ -23,6 +23,8 @@ test('the default guest boots to a shell, runs commands and powers off with stat
     await g.run('uname -m', /riscv64/);
     await g.run('cat /proc/cpuinfo', /isa\s*: rv64imafdc/);
     await g.run('ls /proc/self/', /status/);
+    // ping times its packets with clock_gettime, which the vDSO serves with rdtime in U-mode.
+    await g.run('ip link set lo up; ping -c 1 127.0.0.1', /1 packets received/);
     g.proc.stdin.write('poweroff\n');
     assert.equal(await g.exited, 0, g.stderr);
     assert.match(g.output, /reboot: Power down/);

@@ -447,7 +447,7 @@ export class VirtMachine {
 
   /** What firmware would leave behind for an S-mode kernel: delegation, PMP open, counters, Sstc. */
   private prepareSupervisor(h: Hart): void {
-    const CSR_MEDELEG = 0x302, CSR_MIDELEG = 0x303, CSR_MCOUNTEREN = 0x306, CSR_MENVCFG = 0x30a, CSR_PMPADDR0 = 0x3b0, CSR_PMPCFG0 = 0x3a0;
+    const CSR_SCOUNTEREN = 0x106, CSR_MEDELEG = 0x302, CSR_MIDELEG = 0x303, CSR_MCOUNTEREN = 0x306, CSR_MENVCFG = 0x30a, CSR_PMPADDR0 = 0x3b0, CSR_PMPCFG0 = 0x3a0;
     let medeleg = 0n;
     for (const c of [CAUSE.MISALIGNED_FETCH, CAUSE.FETCH_ACCESS, CAUSE.ILLEGAL_INSTRUCTION, CAUSE.BREAKPOINT, CAUSE.MISALIGNED_LOAD,
       CAUSE.LOAD_ACCESS, CAUSE.MISALIGNED_STORE, CAUSE.STORE_ACCESS, CAUSE.USER_ECALL, CAUSE.FETCH_PAGE_FAULT,
@@ -455,6 +455,10 @@ export class VirtMachine {
     h.writeCsr(CSR_MEDELEG, medeleg);
     h.writeCsr(CSR_MIDELEG, (1n << 1n) | (1n << 5n) | (1n << 9n));
     h.writeCsr(CSR_MCOUNTEREN, 7n);
+    // User-mode `rdtime` (the vDSO's clock_gettime): on OpenSBI, Linux's SBI PMU
+    // driver grants it through scounteren.TM; Disco's SBI has no PMU extension,
+    // so that driver never runs and the boot hand-off grants it instead.
+    h.writeCsr(CSR_SCOUNTEREN, 2n);
     h.writeCsr(CSR_MENVCFG, MENVCFG_STCE);
     h.writeCsr(CSR_PMPADDR0, (1n << 54n) - 1n);
     h.writeCsr(CSR_PMPCFG0, 0x1fn); // NAPOT, R, W, X
