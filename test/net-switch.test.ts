@@ -3,7 +3,7 @@
 // as several Disco processes): hosting, joining, re-election when the host
 // leaves, stale socket files and malformed streams.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -183,6 +183,44 @@ test('when the hub leaves, the other members elect a new one and their guests ke
   await m4.settled();
   assert.equal(m4.role, 'client');
   await Promise.all([m2.close(), m3.close(), m4.close()]);
+});
+
+test('a hub process that is killed: the members in other processes elect a new hub over its stale socket file', async () => {
+  const path = sockPath();
+  const mod = new URL('../src/devices/backends/net-switch.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    import { SwitchMember } from ${JSON.stringify(mod)};
+    const m = new SwitchMember(${JSON.stringify(path)});
+    await m.settled();
+    m.openPort(Uint8Array.of(0x52, 0x54, 0, 0, 0, 0x0a)).attach(() => true);
+    process.stdout.write(m.role + '\\n');
+    setInterval(() => {}, 1000);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const role = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
+    assert.equal(role, 'hub');
+    const m2 = new SwitchMember(path), m3 = new SwitchMember(path);
+    await Promise.all([m2.settled(), m3.settled()]);
+    assert.deepEqual([m2.role, m3.role], ['client', 'client']);
+    const b = join2(m2, MAC_B), c = join2(m3, MAC_C);
+    // Through the other process's hub.
+    for (let i = 0; i < 100 && c.got.length === 0; i++) {
+      b.port.send(frame(BCAST, MAC_B, 1));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(c.got.length > 0, 'C hears B through the hub process');
+    child.kill('SIGKILL');
+    await waitFor('a new hub', () => (m2.role === 'hub' || m3.role === 'hub') && m2.role !== 'electing' && m3.role !== 'electing');
+    const hub = hubOf(m2, m3);
+    await waitFor('both ports at the new hub', () => hub.hubCore?.portCount === 2);
+    tags(c.got);
+    b.port.send(frame(BCAST, MAC_B, 2));
+    await waitFor('C hears B again', () => c.got.length === 1);
+    assert.deepEqual(tags(c.got), [2]);
+    await Promise.all([m2.close(), m3.close()]);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });
 
 test('a stale socket file (its host was killed) is replaced by a new hub', async () => {
