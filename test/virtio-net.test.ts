@@ -134,6 +134,7 @@ test('transmit: header and frame in separate, single and indirect descriptors; t
 test('transmit: malformed chains are dropped and returned, without a reset', () => {
   const r = rig();
   const { tx } = bringUp(r);
+  r.ram.log = [];
   const good = frame(60);
   const cases: { name: string; bufs: { addr: number; len: number; write?: boolean }[] }[] = [
     { name: 'only a header', bufs: [{ addr: put(r, hdr()), len: NET_HDR_SIZE }] },
@@ -144,6 +145,8 @@ test('transmit: malformed chains are dropped and returned, without a reset', () 
     { name: 'GSO without TSO', bufs: [{ addr: put(r, Buffer.concat([hdr(0, 1), good])), len: NET_HDR_SIZE + 60 }] },
     { name: 'above 65535 bytes', bufs: [{ addr: r.drv.arena.alloc(NET_HDR_SIZE + 65536), len: NET_HDR_SIZE + 65536 }] },
     { name: 'only writable', bufs: [{ addr: r.drv.arena.alloc(100), len: 100, write: true }] },
+    // 200 descriptors over the same 60000 bytes: 12 MB of chain, never read.
+    { name: 'overlapping descriptors', bufs: ((a: number) => Array.from({ length: 200 }, () => ({ addr: a, len: 60000 })))(r.drv.arena.alloc(60000)) },
   ];
   for (const c of cases) tx.add(c.bufs);
   tx.add([{ addr: put(r, Buffer.concat([hdr(), good])), len: NET_HDR_SIZE + 60 }]);
@@ -154,6 +157,8 @@ test('transmit: malformed chains are dropped and returned, without a reset', () 
   assert.equal(r.dev.stats.txDropped, cases.length);
   assert.equal(r.drv.status() & STATUS_DEVICE_NEEDS_RESET, 0);
   assert.deepEqual(r.errors, []);
+  const readBytes = r.ram.log.filter((x) => x.op === 'read').reduce((n, x) => n + x.len, 0);
+  assert.ok(readBytes < 300_000, `the device read ${readBytes} bytes, not the oversized chains`);
 });
 
 test('a frame of exactly 65535 bytes is sent; a frame of 14 bytes is sent', () => {

@@ -167,7 +167,9 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     for (; n < TX_BATCH; n++) {
       const chain = q.pop();
       if (!chain) break;
-      const frame = this.txFrame(chain, q.read(chain));
+      // The size is checked before reading: overlapping descriptors can make a chain of gigabytes.
+      const sane = chain.writableBytes === 0 && chain.readableBytes >= NET_HDR_SIZE + MIN_FRAME && chain.readableBytes <= NET_HDR_SIZE + MAX_FRAME;
+      const frame = sane ? this.txFrame(chain, q.read(chain)) : null;
       if (!q.push(chain.head, 0)) break;
       used = true;
       if (frame) {
