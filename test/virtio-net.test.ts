@@ -193,6 +193,18 @@ test('receive with MRG_RXBUF: a frame spans as many buffers as it needs, num_buf
   assert.deepEqual(r.ram.violations, []);
 });
 
+test('receive with MRG_RXBUF: a frame larger than the whole ring of buffers is dropped; the buffers serve the next frame', () => {
+  const r = rig();
+  const [rx] = r.drv.init([4, undefined], ALL);
+  const bufs = postRx(r, rx!, 4, 100);
+  assert.equal(r.be.inject(frame(1000)), true);
+  assert.equal(r.dev.heldFrames, 0, 'dropped, not held forever');
+  assert.equal(r.dev.stats.rxDropped, 1);
+  r.be.inject(frame(150, 3));
+  const got = received(r, rx!, bufs);
+  assert.deepEqual(got.map(([n, d]) => [n, Buffer.from(d)]), [[2, Buffer.from(frame(150, 3))]]);
+});
+
 test('receive without MRG_RXBUF: one chain per frame (header + frame, num_buffers 1); a chain too small loses the frame, not the chain', () => {
   const r = rig();
   const { rx } = bringUp(r, ALL & ~feature(VIRTIO_NET_F_MRG_RXBUF));

@@ -277,8 +277,9 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   /**
    * Takes chains from the receiveq until the reserved ones can hold `need`
    * bytes: returns how many reserved chains the frame uses, 0 if there are not
-   * enough buffers yet, -1 if the ring failed, DROP if the frame cannot fit. Unusable chains (no writable
-   * space, or too small for the header) are returned empty as they come.
+   * enough buffers yet, -1 if the ring failed, DROP if the frame can never
+   * fit. Unusable chains (no writable space, or too small for the header) are
+   * returned empty as they come.
    */
   private reserve(need: number, mergeable: boolean): number {
     const q = this.ctx?.queue(RXQ);
@@ -290,6 +291,8 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
           sum += this.reserved[i]!.writableBytes;
           if (sum >= need) return i + 1;
         }
+        // Every chain the ring can hold is here and still too small: the frame can never fit.
+        if (this.reserved.length >= q.size) return DROP;
       } else {
         const first = this.reserved[0];
         if (first) {
