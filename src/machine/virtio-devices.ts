@@ -5,9 +5,13 @@
  */
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
+import { VirtioNet, parseMac } from '../devices/virtio/net.js';
+import type { NetBackend } from '../devices/backends/net.js';
+import { openSwitchPort } from '../devices/backends/net-switch.js';
+import { openTap } from '../devices/backends/net-tap.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
-import type { VirtioDeviceSpec } from './virtio-spec.js';
+import type { NetBackendSpec, VirtioDeviceSpec } from './virtio-spec.js';
 
 /** What a device's back end may use of the VM that holds it. */
 export interface VirtioEnv {
@@ -25,8 +29,8 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
+    case 'net': return new VirtioNet(`net ${spec.mac}`, parseMac(spec.mac), netBackend(spec.backend, parseMac(spec.mac), env));
     case 'block':
-    case 'net':
     case 'console':
     case 'rng':
     case 'balloon':
@@ -35,6 +39,18 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
     default: {
       const never: never = spec;
       throw new MachineError(`unknown virtio device ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function netBackend(spec: NetBackendSpec, mac: Uint8Array, env: VirtioEnv): NetBackend {
+  switch (spec.kind) {
+    case 'switch': return openSwitchPort(spec.name, mac, { log: env.log });
+    case 'tap': return openTap(spec.ifname, { log: env.log });
+    case 'user': throw new MachineError('user networking is not available yet');
+    default: {
+      const never: never = spec;
+      throw new MachineError(`unknown network back end ${JSON.stringify(never)}`);
     }
   }
 }
