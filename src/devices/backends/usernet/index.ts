@@ -19,7 +19,7 @@ import {
   DEFAULT_GUEST_IP, DNS_IP, GATEWAY_IP, inNet, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ipFromString, ipToString,
   ipv4Frame, NET_MASK, parseIpv4, readU16, writeU16,
 } from './ipv4.js';
-import { parseTcp, TcpNat } from './tcp.js';
+import { parseTcp, TcpNat, type TcpStats } from './tcp.js';
 import { buildUdp, parseUdp, UDP_IDLE_MS, UdpNat } from './udp.js';
 
 export { DEFAULT_GUEST_IP, DNS_IP, GATEWAY_IP } from './ipv4.js';
@@ -79,6 +79,8 @@ export class UserNet implements NetBackend {
   private readonly udpClients = new Map<string, UdpForwardClient>();
   private readonly forwards: ForwardedPort[] = [];
   private sweep: NodeJS.Timeout | undefined;
+  private delivering = 0;
+  private backlog: Uint8Array[] = [];
   private closed = false;
   private readonly dhcp: DhcpConfig = {
     serverIp: GATEWAY_IP, leaseIp: DEFAULT_GUEST_IP, mask: NET_MASK, router: GATEWAY_IP, dns: DNS_IP,
@@ -149,6 +151,13 @@ export class UserNet implements NetBackend {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
+    if (this.delivering > 0) {
+      // A device that transmits from inside its receive callback: finish what we
+      // were doing first (our state machines are not re-entrant).
+      this.backlog.push(frame.slice());
+      if (this.backlog.length === 1) queueMicrotask(() => this.drainBacklog());
+      return;
+    }
     this.stats.framesFromGuest++;
     try {
       this.input(frame);
@@ -171,14 +180,28 @@ export class UserNet implements NetBackend {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
+  private drainBacklog(): void {
+    const frames = this.backlog;
+    this.backlog = [];
+    for (const f of frames) this.send(f);
+  }
+
   private toGuest(frame: Uint8Array): boolean {
     if (!this.receive || this.closed) return false;
-    if (this.receive(frame)) {
-      this.stats.framesToGuest++;
-      return true;
+    this.delivering++;
+    let ok: boolean;
+    try {
+      ok = this.receive(frame);
+    } finally {
+      this.delivering--;
     }
-    this.stats.framesRefused++;
-    return false;
+    if (ok) this.stats.framesToGuest++; else this.stats.framesRefused++;
+    return ok;
+  }
+
+  /** Live NAT state (for tests and diagnostics). */
+  connections(): { tcp: number; udp: number; dns: number; tcpStats: Readonly<TcpStats> } {
+    return { tcp: this.tcp.size, udp: this.udp.size, dns: this.dns?.inFlight ?? 0, tcpStats: this.tcp.stats };
   }
 
   private sendUdp(src: number, dst: number, sport: number, dport: number, payload: Uint8Array, dstMac?: Uint8Array): void {
