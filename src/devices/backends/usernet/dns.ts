@@ -3,7 +3,7 @@
  * ID) to the host's resolver, and its answers come back from 10.0.2.3.
  */
 import dgram from 'node:dgram';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { readU16, writeU16 } from './ipv4.js';
 
@@ -16,15 +16,18 @@ const MAX_QUERY = 4096;
 export const DNS_TIMEOUT_MS = 5_000;
 const MAX_PENDING = 256;
 
-/** The first `nameserver` line of resolv.conf(5); 127.0.0.1 when there is none. */
-export async function systemResolver(path = '/etc/resolv.conf'): Promise<DnsUpstream> {
-  try {
-    const text = await readFile(path, 'utf8');
-    for (const line of text.split('\n')) {
-      const m = /^\s*nameserver\s+(\S+)/.exec(line);
-      if (m) return { host: m[1]!.replace(/%.*$/, ''), port: DNS_PORT };
-    }
-  } catch { /* no resolv.conf: fall through */ }
+/**
+ * The first `nameserver` line of resolv.conf(5); 127.0.0.1 when there is none.
+ * Read once, synchronously, when the back end is built (before the guest runs),
+ * so that machine construction can stay synchronous.
+ */
+export function systemResolver(path = '/etc/resolv.conf'): DnsUpstream {
+  let text = '';
+  try { text = readFileSync(path, 'utf8'); } catch { /* no resolv.conf */ }
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (m) return { host: m[1]!.replace(/%.*$/, ''), port: DNS_PORT };
+  }
   return { host: '127.0.0.1', port: DNS_PORT };
 }
 

@@ -72,7 +72,8 @@ export class UserNet implements NetBackend {
   private readonly log: (line: string) => void;
   private readonly tcp: TcpNat;
   private readonly udp: UdpNat;
-  private dns: DnsRelay | undefined;
+  private readonly dns: DnsRelay;
+  private started = false;
   private readonly servers: net.Server[] = [];
   private readonly udpServers: dgram.Socket[] = [];
   /** Host clients of UDP forwards, by `${guestPort}:${port the guest sees them at}`. */
@@ -86,7 +87,7 @@ export class UserNet implements NetBackend {
     serverIp: GATEWAY_IP, leaseIp: DEFAULT_GUEST_IP, mask: NET_MASK, router: GATEWAY_IP, dns: DNS_IP,
   };
 
-  /** A started back end (hostfwd listeners open, resolver known). */
+  /** A started back end (hostfwd listeners open). */
   static async create(options: UserNetOptions): Promise<UserNet> {
     const u = new UserNet(options);
     await u.start();
@@ -115,12 +116,18 @@ export class UserNet implements NetBackend {
     });
     this.udp = new UdpNat((src, dst, sport, dport, payload) => this.sendUdp(src, dst, sport, dport, payload),
       (address) => this.guestView(address));
+    this.dns = new DnsRelay(options.dnsUpstream ?? systemResolver(),
+      (ip, port, msg) => this.sendUdp(DNS_IP, ip, DNS_PORT, port, msg));
   }
 
-  /** Opens the hostfwd listeners; a MachineError if a host port cannot be bound. */
+  /**
+   * Opens the hostfwd listeners; rejects with a MachineError (and closes the back
+   * end) if a host port cannot be bound. The back end carries guest traffic
+   * without it; only forwards wait for it.
+   */
   async start(): Promise<void> {
-    const upstream = this.options.dnsUpstream ?? await systemResolver();
-    this.dns = new DnsRelay(upstream, (ip, port, msg) => this.sendUdp(DNS_IP, ip, DNS_PORT, port, msg));
+    if (this.started || this.closed) return;
+    this.started = true;
     try {
       for (const f of this.options.hostfwd) await this.listen(f);
     } catch (e) {
@@ -174,7 +181,7 @@ export class UserNet implements NetBackend {
     if (this.sweep) clearInterval(this.sweep);
     this.tcp.close();
     this.udp.close();
-    this.dns?.close();
+    this.dns.close();
     this.udpClients.clear();
     for (const s of this.udpServers) closeQuietly(s);
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -201,7 +208,7 @@ export class UserNet implements NetBackend {
 
   /** Live NAT state (for tests and diagnostics). */
   connections(): { tcp: number; udp: number; dns: number; tcpStats: Readonly<TcpStats> } {
-    return { tcp: this.tcp.size, udp: this.udp.size, dns: this.dns?.inFlight ?? 0, tcpStats: this.tcp.stats };
+    return { tcp: this.tcp.size, udp: this.udp.size, dns: this.dns.inFlight, tcpStats: this.tcp.stats };
   }
 
   private sendUdp(src: number, dst: number, sport: number, dport: number, payload: Uint8Array, dstMac?: Uint8Array): void {
@@ -290,7 +297,7 @@ export class UserNet implements NetBackend {
     }
     if (src === 0 || !inNet(src)) return;
     if (dst === DNS_IP) {
-      if (d.dport === DNS_PORT) this.dns?.query(src, d.sport, d.payload);
+      if (d.dport === DNS_PORT) this.dns.query(src, d.sport, d.payload);
       return;
     }
     if (dst === GATEWAY_IP) {
