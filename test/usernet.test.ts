@@ -8,6 +8,7 @@ import { arpFrame } from '../src/devices/backends/usernet/arp.js';
 import { checksum, pseudoSum } from '../src/devices/backends/usernet/checksum.js';
 import { BROADCAST_MAC } from '../src/devices/backends/usernet/ethernet.js';
 import { ipv4Frame, readU16, readU32, writeU16, writeU32 } from '../src/devices/backends/usernet/ipv4.js';
+import { UdpNat } from '../src/devices/backends/usernet/udp.js';
 import { MachineError } from '../src/machine/errors.js';
 import { prng } from './support.js';
 import {
@@ -197,7 +198,7 @@ describe('user-mode network', () => {
     } finally { await n.close(); }
   });
 
-  it('NATs UDP to a host server through 10.0.2.2, and expires idle mappings', async () => {
+  it('NATs UDP to a host server through 10.0.2.2', async () => {
     const echo = dgram.createSocket('udp4');
     echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
     await new Promise<void>((r) => echo.bind(0, '127.0.0.1', r));
@@ -220,6 +221,70 @@ describe('user-mode network', () => {
       echo.close();
     }
     assert.equal(n.connections().udp, 0);
+  });
+
+  it('expires idle UDP mappings after 60 s', async () => {
+    let now = 1_000_000;
+    const got: string[] = [];
+    const nat = new UdpNat((_s, _d, _sp, _dp, payload) => got.push(Buffer.from(payload).toString()),
+      () => GW, () => now);
+    try {
+      nat.send(GUEST, 4000, '127.0.0.1', await freePort(), Buffer.from('a'));
+      nat.send(GUEST, 4001, '127.0.0.1', await freePort(), Buffer.from('b'));
+      assert.equal(nat.size, 2);
+      now += 30_000;
+      nat.send(GUEST, 4001, '127.0.0.1', await freePort(), Buffer.from('c'));
+      now += 31_000;
+      nat.expire();
+      assert.equal(nat.size, 1, 'the mapping used 31 s ago stays');
+      now += 30_000;
+      nat.expire();
+      assert.equal(nat.size, 0);
+    } finally { nat.close(); }
+  });
+
+  it('passes resets both ways', async () => {
+    let hostSide: net.Socket | undefined;
+    const hostErrors: string[] = [];
+    const server = net.createServer((s) => {
+      hostSide = s;
+      s.on('error', (e: NodeJS.ErrnoException) => hostErrors.push(e.code ?? e.message));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const n = await makeNet();
+    const wire = new Wire(n);
+    try {
+      // The host resets: the guest gets a RST.
+      const a = new GuestTcp(wire, GUEST, 41010, GW, port, 65535);
+      a.connect();
+      const t0 = Date.now();
+      while ((!a.established || !hostSide) && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 5));
+      hostSide!.resetAndDestroy();
+      await a.done(3000);
+      assert.equal(a.reset, true);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(n.connections().tcp, 0);
+
+      // The guest resets (in window): the host socket is reset.
+      hostSide = undefined;
+      const closed = new Promise<void>((r) => server.once('connection', (s) => s.once('close', () => r())));
+      const b = new GuestTcp(wire, GUEST, 41011, GW, port, 65535);
+      b.connect();
+      while ((!b.established || !hostSide) && Date.now() - t0 < 4000) await new Promise((r) => setTimeout(r, 5));
+      // A RST far outside the window is ignored (RFC 5961)...
+      wire.send(tcpFrame(GUEST, GW, 41011, port, b.sndNxt + 0x40000000, 0, TH_RST, 0));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(n.connections().tcp, 1);
+      // ...an in-window one is not.
+      wire.send(tcpFrame(GUEST, GW, 41011, port, b.sndNxt, 0, TH_RST, 0));
+      await closed;
+      assert.deepEqual(hostErrors, ['ECONNRESET']);
+      assert.equal(n.connections().tcp, 0);
+    } finally {
+      await n.close();
+      server.close();
+    }
   });
 
   it('resets a guest connection the host refuses', async () => {
@@ -337,6 +402,28 @@ describe('user-mode network', () => {
     }
   });
 
+  it('retransmits on its timer when the last segment is lost', async () => {
+    const server = net.createServer((s) => { s.on('error', () => {}); s.end('only segment'); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const n = await makeNet();
+    const wire = new Wire(n);
+    try {
+      // The one data segment is lost: no later segment makes duplicate ACKs, only the timer helps.
+      const g = new GuestTcp(wire, GUEST, 41030, GW, port, 65535, 0);
+      const t0 = Date.now();
+      g.connect();
+      g.write(new Uint8Array(0), true);
+      await g.done(5000);
+      assert.equal(g.data().toString(), 'only segment');
+      assert.ok(Date.now() - t0 >= 300, 'recovered by the retransmission timer');
+      assert.ok(n.connections().tcpStats.retransmits >= 1);
+    } finally {
+      await n.close();
+      server.close();
+    }
+  });
+
   it('retransmits to a guest that had no receive buffers', async () => {
     const server = net.createServer((s) => {
       s.on('error', () => {});
@@ -424,6 +511,38 @@ describe('user-mode network', () => {
         (e: unknown) => e instanceof MachineError && !e.message.includes('\n') && e.message.includes(String(port)));
       assert.throws(() => new UserNet({ hostfwd: [], guestMac: 'nope' }), MachineError);
     } finally { busy.close(); }
+  });
+
+  it('survives hostile segments on an established connection', async () => {
+    const server = net.createServer((s) => { s.on('error', () => {}); s.pipe(s); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const n = await makeNet();
+    const wire = new Wire(n);
+    try {
+      const g = new GuestTcp(wire, GUEST, 41020, GW, port, 65535);
+      g.connect();
+      const t0 = Date.now();
+      while (!g.established && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 5));
+      const r = prng(42);
+      for (let i = 0; i < 3000; i++) {
+        const flags = [TH_ACK, TH_ACK | TH_SYN, TH_ACK | 0x01, 0x01, TH_SYN, 0x3f, 0][(r() * 7) | 0]!;
+        // Sequence and ACK numbers near the right ones, or anywhere.
+        const seq = r() < 0.5 ? (g.sndNxt + ((r() * 200000) | 0) - 100000) >>> 0 : (r() * 2 ** 32) >>> 0;
+        const ack = r() < 0.5 ? (g.rcvNxt + ((r() * 200000) | 0) - 100000) >>> 0 : (r() * 2 ** 32) >>> 0;
+        const data = randomBytes((r() * 1600) | 0, i);
+        const opts = r() < 0.3 ? Array.from({ length: (r() * 40) | 0 }, () => (r() * 256) | 0) : [];
+        wire.send(tcpFrame(GUEST, GW, 41020, port, seq, ack, flags, (r() * 65536) | 0, data, opts));
+        if (i % 100 === 0) await new Promise((res) => setImmediate(res));
+      }
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(n.stats.internalErrors, 0);
+      assert.deepEqual(g.violations, []);
+    } finally {
+      await n.close();
+      server.close();
+    }
+    assert.equal(n.connections().tcp, 0);
   });
 
   it('survives random and malformed frames', async () => {

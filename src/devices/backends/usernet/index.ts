@@ -28,6 +28,8 @@ export { DEFAULT_GUEST_IP, DNS_IP, GATEWAY_IP } from './ipv4.js';
 export const GATEWAY_MAC = '52:55:0a:00:02:02';
 const ICMP_ECHOREPLY = 0;
 const ICMP_ECHO = 8;
+/** Host clients of UDP forwards remembered at once (each forgotten after UDP_IDLE_MS). */
+const MAX_UDP_FORWARD_CLIENTS = 256;
 
 export interface UserNetOptions {
   readonly hostfwd: readonly HostForward[];
@@ -362,6 +364,7 @@ export class UserNet implements NetBackend {
     const key = `${f.guestPort}:${rinfo.port}`;
     const known = this.udpClients.get(key);
     if (!known || known.address !== rinfo.address || known.socket !== socket) {
+      if (!known && this.udpClients.size >= MAX_UDP_FORWARD_CLIENTS) return;
       this.udpClients.set(key, { socket, address: rinfo.address, port: rinfo.port, lastUsed: Date.now() });
     } else {
       known.lastUsed = Date.now();
