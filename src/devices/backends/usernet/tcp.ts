@@ -514,7 +514,10 @@ export class TcpNat {
     if (!c.socket.destroyed) {
       // Resetting the host side too when the guest did not finish cleanly.
       try {
-        if (c.guestFin && c.hostEof) c.socket.end(); else c.socket.resetAndDestroy();
+        // resetAndDestroy on a socket still connecting would wait for the connect.
+        if (c.socket.connecting) c.socket.destroy();
+        else if (c.guestFin && c.hostEof) c.socket.end();
+        else c.socket.resetAndDestroy();
       } catch {
         c.socket.destroy();
       }
