@@ -248,6 +248,8 @@ export class VirtMachine {
   /** The devices in virtio slots, for closing their back ends. */
   private readonly virtio: VirtioDevice[] = [];
   private readonly log: (line: string) => void;
+  /** Devices' host set-up still under way; run() waits for it. */
+  private readonly starting: Promise<unknown>[] = [];
   private readonly hsm: number[];
   private readonly idle: boolean[];
   private outcome: VirtOutcome | null = null;
@@ -302,6 +304,7 @@ export class VirtMachine {
           const spec = d.device;
           const device = createVirtioDevice(spec, {
             vmName: cfg.name, pmap: this.pmap, consoleOutput: (b) => this.emitConsole(b), log: this.log,
+            starting: (p) => { p.catch(() => undefined); this.starting.push(p); },
           });
           this.virtio.push(device);
           if (device instanceof VirtioPowerButton) this.powerButton = device;
@@ -565,6 +568,11 @@ export class VirtMachine {
 
   /** Runs the guest until it powers off, resets, fails, or the host stops it. */
   async run(): Promise<VirtOutcome> {
+    try {
+      await Promise.all(this.starting);
+    } catch (e) {
+      return { kind: 'error', reason: e instanceof Error ? e.message : String(e) };
+    }
     (this.platform as { hartCount: number }).hartCount = this.harts.length;
     let lastYield = performance.now();
     while (!this.outcome) {

@@ -9,6 +9,7 @@ import { VirtioNet, parseMac } from '../devices/virtio/net.js';
 import type { NetBackend } from '../devices/backends/net.js';
 import { openSwitchPort } from '../devices/backends/net-switch.js';
 import { openTap } from '../devices/backends/net-tap.js';
+import { UserNet } from '../devices/backends/usernet/index.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
 import type { NetBackendSpec, VirtioDeviceSpec } from './virtio-spec.js';
@@ -23,10 +24,15 @@ export interface VirtioEnv {
   readonly consoleOutput: (bytes: Uint8Array) => void;
   /** A diagnostic line for the host's log (not the guest's console). */
   readonly log: (line: string) => void;
+  /**
+   * Host set-up that finishes asynchronously (listening sockets): the machine
+   * waits for it before the guest runs, and a rejection (a one-line
+   * MachineError) ends the run before the first instruction.
+   */
+  readonly starting: (setup: Promise<unknown>) => void;
 }
 
 export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): VirtioDevice {
-  void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
     case 'net': return new VirtioNet(`net ${spec.mac}`, parseMac(spec.mac), netBackend(spec.backend, parseMac(spec.mac), env));
@@ -47,7 +53,11 @@ function netBackend(spec: NetBackendSpec, mac: Uint8Array, env: VirtioEnv): NetB
   switch (spec.kind) {
     case 'switch': return openSwitchPort(spec.name, mac, { log: env.log });
     case 'tap': return openTap(spec.ifname, { log: env.log });
-    case 'user': throw new MachineError('user networking is not available yet');
+    case 'user': {
+      const u = new UserNet({ hostfwd: spec.hostfwd, guestMac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), log: env.log });
+      env.starting(u.start());
+      return u;
+    }
     default: {
       const never: never = spec;
       throw new MachineError(`unknown network back end ${JSON.stringify(never)}`);
