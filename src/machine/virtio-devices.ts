@@ -3,6 +3,7 @@
  * Back ends that cannot be opened (a missing disk image, a TAP the host refuses)
  * fail here with a MachineError, before the guest runs.
  */
+import { createBlockDevice } from '../devices/virtio/block.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import type { Pmap } from '../memory/pmap.js';
@@ -25,7 +26,7 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
-    case 'block':
+    case 'block': return createBlockDevice(spec, env.log);
     case 'net':
     case 'console':
     case 'rng':
