@@ -54,30 +54,29 @@ export class RawDisk implements DiskBackend {
     if (this.readonly) throw new Error('disk is read-only');
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number): Promise<Uint8Array> {
     this.check();
     return preadFull(this.fd, offset, length);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
+  async write(offset: number, data: Uint8Array): Promise<void> {
     this.writable();
     return pwriteFull(this.fd, offset, data);
   }
 
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     this.check();
     // Nothing to make durable on a read-only file.
-    return this.readonly ? Promise.resolve() : datasync(this.fd);
+    if (!this.readonly) await datasync(this.fd);
   }
 
-  discard(offset: number, length: number): Promise<void> {
+  async discard(offset: number, length: number): Promise<void> {
     this.writable();
     // Node has no fallocate(PUNCH_HOLE); a discard that frees nothing is allowed (5.2.6.2).
     void offset; void length;
-    return Promise.resolve();
   }
 
-  writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void> {
+  async writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void> {
     this.writable();
     void mayUnmap;
     return writeZeroRange(this.fd, offset, length);
