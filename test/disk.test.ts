@@ -90,10 +90,12 @@ test('lock: a writable image is not opened twice; the lock goes with close; a de
   const a = RawDisk.open(p, { readonly: false });
   assert.equal(readFileSync(`${p}.lock`, 'utf8').trim(), String(process.pid));
   assert.throws(() => RawDisk.open(p, { readonly: false }), (e: unknown) => e instanceof MachineError && e.message === `${p} is in use by process ${process.pid}`);
-  // Readers may still open it.
+  // Nor read while it is being written, nor used as an overlay's base.
+  assert.throws(() => RawDisk.open(p, { readonly: true }), (e: unknown) => e instanceof MachineError && e.message === `disk image ${p} is being written by process ${process.pid}`);
+  assert.throws(() => OverlayDisk.open(path('o.ovl'), p, { readonly: false }), /base image .* is being written by process/);
+  await a.close();
   const r = RawDisk.open(p, { readonly: true });
   await r.close();
-  await a.close();
   assert.ok(!existsSync(`${p}.lock`));
   const b = RawDisk.open(p, { readonly: false });
   await b.close();
@@ -128,6 +130,7 @@ test('lock: an overlay is locked, its base is not (many overlays share it)', asy
   assert.ok(existsSync(`${o1}.lock`) && existsSync(`${o2}.lock`));
   assert.ok(!existsSync(`${b}.lock`));
   assert.throws(() => OverlayDisk.open(o1, b, { readonly: false }), /is in use by process/);
+  assert.throws(() => OverlayDisk.open(o1, b, { readonly: true }), /overlay .* is being written by process/);
   await d1.close();
   await d2.close();
   assert.ok(!existsSync(`${o1}.lock`) && !existsSync(`${o2}.lock`));

@@ -525,5 +525,4 @@ test('virtio-blk: fuzz with random and malformed chains', async () => {
   // The fuzz reaches every outcome: each status, and some runs end in NEEDS_RESET and some do not.
   for (const st of [VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_UNSUPP]) assert.ok((seen.get(st) ?? 0) > 3, `status ${st} seen ${seen.get(st) ?? 0} times`);
   assert.ok(resets > 0 && resets < 40, `${resets} runs needed a reset`);
-  process.stderr.write(`fuzz: ${JSON.stringify([...seen])} resets ${resets}\n`);
 });

@@ -55,6 +55,17 @@ export class ImageLock {
     }
   }
 
+  /**
+   * For read-only opens: throws a MachineError if a live process holds PATH's
+   * lock (it is writing the image, so what a reader sees would change under it).
+   */
+  static assertNotWritten(path: string, what: string): void {
+    let text: string;
+    try { text = readFileSync(`${path}.lock`, 'utf8'); } catch { return; }
+    const pid = /^\d+\s*$/.test(text) ? Number.parseInt(text, 10) : NaN;
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new MachineError(`${what} ${path} is being written by process ${pid}`);
+  }
+
   /** Removes the lock file if it is still ours. */
   release(): void {
     if (!this.held) return;

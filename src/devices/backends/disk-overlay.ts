@@ -166,6 +166,9 @@ export class OverlayDisk implements DiskBackend {
    */
   static open(path: string, basePath: string, opts: OverlayOptions): OverlayDisk {
     let baseFd = -1, fd = -1;
+    // The base must not change under its overlays; a read-only overlay must not change under its reader.
+    ImageLock.assertNotWritten(basePath, 'base image');
+    if (opts.readonly) ImageLock.assertNotWritten(path, 'overlay');
     const lock = opts.readonly ? null : ImageLock.acquire(path);
     try {
       try {

@@ -25,6 +25,7 @@ export class RawDisk implements DiskBackend {
   ) {}
 
   static open(path: string, opts: RawOptions): RawDisk {
+    if (opts.readonly) ImageLock.assertNotWritten(path, 'disk image');
     const lock = opts.readonly ? null : ImageLock.acquire(path);
     let fd = -1;
     try {
