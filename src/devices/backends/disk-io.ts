@@ -1,12 +1,13 @@
-/** Asynchronous positioned I/O on file descriptors, for the disk back ends. */
+/**
+ * Asynchronous positioned I/O on file descriptors, for the disk back ends.
+ *
+ * The factory that opens disks is synchronous (it runs before the guest), so
+ * files are opened with openSync; every access afterwards goes through the
+ * callback API, which runs in libuv's thread pool and never blocks the vCPU.
+ */
 import { read as fsRead, write as fsWrite, fdatasync as fsFdatasync, close as fsClose } from 'node:fs';
 
 export const SECTOR_SIZE = 512;
-
-
-// The factory that opens disks is synchronous (it runs before the guest), so
-// files are opened with openSync; every access afterwards goes through the
-// callback API, which runs in libuv's thread pool and never blocks the vCPU.
 
 export function preadFull(fd: number, offset: number, length: number): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
