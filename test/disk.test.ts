@@ -275,13 +275,14 @@ async function crashChild(script: string): Promise<void> {
 }
 
 const diskModule = pathToFileURL(join(root, 'dist', 'src', 'devices', 'backends', 'disk.js')).href;
+const overlayModule = pathToFileURL(join(root, 'dist', 'src', 'devices', 'backends', 'disk-overlay.js')).href;
 
 test('crash: after a flush and a SIGKILL, the overlay holds everything flushed', async () => {
   const b = base(16 * CS, 14);
   const o = path('crash.ovl');
   await crashChild(`
-    import { openDisk } from ${JSON.stringify(diskModule)};
-    const d = openDisk({ path: ${JSON.stringify(b)}, readonly: false, overlay: ${JSON.stringify(o)} });
+    import { OverlayDisk } from ${JSON.stringify(overlayModule)};
+    const d = OverlayDisk.open(${JSON.stringify(o)}, ${JSON.stringify(b)}, { readonly: false, autoFlushMs: 0 });
     const fill = (n, v) => new Uint8Array(n).fill(v);
     await d.write(0, fill(${CS}, 0x11));
     await d.write(${3 * CS + 512}, fill(1024, 0x22));
@@ -336,4 +337,31 @@ test('overlay: concurrent writes to one unallocated cluster both land', async ()
   assert.ok(got.subarray(4096, 4608).every((x) => x === 2));
   assert.deepEqual(got.subarray(512, 4096), bytes(4 * CS, 16).subarray(512, 4096));
   await d.close();
+});
+
+test('crash: an overlay flushes by itself a while after a write, so a killed process loses little', async () => {
+  const b = base(4 * CS, 17);
+  const o = path('auto.ovl');
+  await crashChild(`
+    import { OverlayDisk } from ${JSON.stringify(overlayModule)};
+    const d = OverlayDisk.open(${JSON.stringify(o)}, ${JSON.stringify(b)}, { readonly: false, autoFlushMs: 50 });
+    await d.write(${CS + 4096}, new Uint8Array(4096).fill(0x66));
+    setTimeout(() => process.stdout.write('flushed\\n'), 500);
+    setInterval(() => {}, 1000);
+  `);
+  const d = OverlayDisk.open(o, b, { readonly: true });
+  assert.deepEqual(await d.read(CS + 4096, 4096), new Uint8Array(4096).fill(0x66));
+  await d.close();
+  // Without the automatic flush, the same write is lost with the process (the guest never flushed).
+  const o2 = path('noauto.ovl');
+  await crashChild(`
+    import { OverlayDisk } from ${JSON.stringify(overlayModule)};
+    const d = OverlayDisk.open(${JSON.stringify(o2)}, ${JSON.stringify(b)}, { readonly: false, autoFlushMs: 0 });
+    await d.write(${CS + 4096}, new Uint8Array(4096).fill(0x66));
+    setTimeout(() => process.stdout.write('flushed\\n'), 500);
+    setInterval(() => {}, 1000);
+  `);
+  const d2 = OverlayDisk.open(o2, b, { readonly: true });
+  assert.deepEqual(await d2.read(CS + 4096, 4096), bytes(4 * CS, 17).subarray(CS + 4096, CS + 8192));
+  await d2.close();
 });

@@ -105,6 +105,13 @@ export interface OverlayOptions {
   readonly readonly: boolean;
   /** Cluster size for a new overlay (a power of 2, 4 KiB..2 MiB). */
   readonly clusterSize?: number;
+  /**
+   * Milliseconds after a table change before the overlay flushes by itself
+   * (0: only when asked). Default 5000. The guest's own flushes are what it
+   * can rely on; this bounds what a killed process loses, as the host's page
+   * cache does for a raw image.
+   */
+  readonly autoFlushMs?: number;
 }
 
 function readFully(fd: number, buf: Uint8Array, pos: number): number {
@@ -138,6 +145,8 @@ export class OverlayDisk implements DiskBackend {
   /** Operations run one at a time, in order (the table is shared state). */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly autoFlushMs: number;
 
   private constructor(
     private readonly fd: number,
@@ -147,7 +156,9 @@ export class OverlayDisk implements DiskBackend {
     table: Float64Array,
     fileSize: number,
     private readonly lock: ImageLock | null,
+    autoFlushMs: number,
   ) {
+    this.autoFlushMs = autoFlushMs;
     this.size = header.virtualSize;
     this.cs = header.clusterSize;
     this.discardAlignment = header.clusterSize;
@@ -206,7 +217,7 @@ export class OverlayDisk implements DiskBackend {
         if (e > CLUSTER_ZERO) seen.add(e);
         table[i] = e;
       }
-      return new OverlayDisk(fd, baseFd, opts.readonly, h, table, st.size, lock);
+      return new OverlayDisk(fd, baseFd, opts.readonly, h, table, st.size, lock, opts.autoFlushMs ?? 5000);
     } catch (e) {
       if (fd >= 0) closeSync(fd);
       if (baseFd >= 0) closeSync(baseFd);
@@ -303,6 +314,17 @@ export class OverlayDisk implements DiskBackend {
     if (old > CLUSTER_ZERO) this.pendingFree.push(old);
     this.table[c] = e;
     this.dirty.add(c);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.autoFlushMs <= 0 || this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      // A failure here is reported by the guest's next flush, which retries the same entries.
+      if (!this.closed) this.flush().catch(() => undefined);
+    }, this.autoFlushMs);
+    this.timer.unref();
   }
 
   /** Writes `data` at `inner` in cluster c, allocating the cluster (copy-on-write) if it has no data of its own. */
@@ -401,6 +423,8 @@ export class OverlayDisk implements DiskBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     // A clean close keeps what was written, as a flush would.
     const flushed = this.readonly ? Promise.resolve() : this.flush();
     this.closed = true;
