@@ -526,3 +526,38 @@ test('virtio-blk: fuzz with random and malformed chains', async () => {
   for (const st of [VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_UNSUPP]) assert.ok((seen.get(st) ?? 0) > 3, `status ${st} seen ${seen.get(st) ?? 0} times`);
   assert.ok(resets > 0 && resets < 40, `${resets} runs needed a reset`);
 });
+
+test('virtio-blk: the machine factory opens --drive specs; bad ones are one-line MachineErrors', async () => {
+  const { mkdtempSync, rmSync, writeFileSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createVirtioDevice } = await import('../src/machine/virtio-devices.js');
+  const { MachineError } = await import('../src/machine/errors.js');
+  const dir = mkdtempSync(join(tmpdir(), 'disco-blk-'));
+  try {
+    const img = join(dir, 'd.img');
+    writeFileSync(img, new Uint8Array(1 << 20));
+    const env = { vmName: 'vm', pmap: null as never, consoleOutput: () => undefined, log: () => undefined };
+    const dev = createVirtioDevice({ kind: 'block', path: img, readonly: false, overlay: null, serial: 'abc' }, env);
+    assert.ok(dev instanceof VirtioBlock);
+    assert.equal(dev.deviceId, 2);
+    assert.ok(existsSync(`${img}.lock`));
+    assert.throws(() => createVirtioDevice({ kind: 'block', path: img, readonly: false, overlay: null, serial: '' }, env), /in use by process/);
+    await dev.close?.();
+    assert.ok(!existsSync(`${img}.lock`));
+    const ovl = createVirtioDevice({ kind: 'block', path: img, readonly: false, overlay: join(dir, 'o.ovl'), serial: '' }, env);
+    assert.ok(existsSync(join(dir, 'o.ovl')));
+    await ovl.close?.();
+    const bad: [Parameters<typeof createVirtioDevice>[0], RegExp][] = [
+      [{ kind: 'block', path: join(dir, 'none.img'), readonly: false, overlay: null, serial: '' }, /cannot open disk image .*ENOENT/],
+      [{ kind: 'block', path: img, readonly: false, overlay: null, serial: 'x'.repeat(21) }, /longer than 20 bytes/],
+      [{ kind: 'block', path: join(dir, 'none.img'), readonly: false, overlay: join(dir, 'p.ovl'), serial: '' }, /cannot open base image/],
+    ];
+    for (const [spec, re] of bad) {
+      assert.throws(() => createVirtioDevice(spec, env), (e: unknown) => e instanceof MachineError && re.test(e.message) && !e.message.includes('\n'));
+    }
+    assert.ok(!existsSync(`${img}.lock`), 'a refused drive leaves no lock');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
