@@ -561,3 +561,44 @@ test('virtio-blk: the machine factory opens --drive specs; bad ones are one-line
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('virtio-blk: over a real image file, requests larger than the 1 MiB transfer chunk', async () => {
+  const { mkdtempSync, rmSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { openDisk } = await import('../src/devices/backends/disk.js');
+  const dir = mkdtempSync(join(tmpdir(), 'disco-blk-'));
+  try {
+    const img = join(dir, 'd.img');
+    writeFileSync(img, new Uint8Array(8 << 20));
+    const disk = openDisk({ path: img, readonly: false, overlay: null });
+    const ram = new FakeRam(BASE, 16 << 20);
+    const blk = new VirtioBlock('block', disk);
+    const t = new VirtioMmioTransport({ base: 0x1000_1000, device: blk, mem: ram, irq: () => undefined });
+    const drv = new Driver(t as VirtioMmioTransport<unknown>, ram);
+    const [q] = drv.init([undefined], ALL_RING_FEATURES | BLK_FEATURES);
+    const r: Rig = { ram, disk: null as never, blk, t, drv, q: q! };
+    const big = pattern(3 * (1 << 20) + 512, 21);
+    const w = post(r, VIRTIO_BLK_T_OUT, 1000, { out: big });
+    assert.equal((await waitFor(r, w)).status, VIRTIO_BLK_S_OK);
+    assert.equal((await waitFor(r, post(r, VIRTIO_BLK_T_FLUSH, 0))).status, VIRTIO_BLK_S_OK);
+    assert.deepEqual(new Uint8Array(readFileSync(img).subarray(1000 * 512, 1000 * 512 + big.length)), big);
+    const rd = post(r, VIRTIO_BLK_T_IN, 1000, { inLen: big.length });
+    assert.deepEqual(await waitFor(r, rd), { status: VIRTIO_BLK_S_OK, len: big.length + 1 });
+    assert.deepEqual(ram.get(rd.data, big.length), big);
+    await blk.close();
+    assert.deepEqual(ram.violations, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Like `complete`, for real files: waits on the host's I/O (a few hundred ms at most). */
+async function waitFor(r: Rig, req: Req): Promise<{ status: number; len: number }> {
+  for (let i = 0; i < 500; i++) {
+    await new Promise((res) => setTimeout(res, 5));
+    const u = r.q.reap().find((e) => e.id === req.head);
+    if (u) return { status: statusOf(r, req), len: u.len };
+  }
+  assert.fail(`request ${req.head} did not complete`);
+}
