@@ -3,6 +3,7 @@
  * Back ends that cannot be opened (a missing disk image, a TAP the host refuses)
  * fail here with a MachineError, before the guest runs.
  */
+import { createBlockDevice } from '../devices/virtio/block.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import { VirtioNet, parseMac } from '../devices/virtio/net.js';
@@ -36,7 +37,7 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
     case 'net': return new VirtioNet(`net ${spec.mac}`, parseMac(spec.mac), netBackend(spec.backend, parseMac(spec.mac), env));
-    case 'block':
+    case 'block': return createBlockDevice(spec, env.log);
     case 'console':
     case 'rng':
     case 'balloon':
