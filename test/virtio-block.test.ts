@@ -537,7 +537,7 @@ test('virtio-blk: the machine factory opens --drive specs; bad ones are one-line
   try {
     const img = join(dir, 'd.img');
     writeFileSync(img, new Uint8Array(1 << 20));
-    const env = { vmName: 'vm', pmap: null as never, consoleOutput: () => undefined, log: () => undefined };
+    const env = { vmName: 'vm', pmap: null as never, consoleOutput: () => undefined, log: () => undefined, starting: () => undefined };
     const dev = createVirtioDevice({ kind: 'block', path: img, readonly: false, overlay: null, serial: 'abc' }, env);
     assert.ok(dev instanceof VirtioBlock);
     assert.equal(dev.deviceId, 2);
