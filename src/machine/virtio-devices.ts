@@ -5,6 +5,7 @@
  */
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
+import { createVsock } from '../devices/virtio/vsock-factory.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
 import type { VirtioDeviceSpec } from './virtio-spec.js';
@@ -25,12 +26,12 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
+    case 'vsock': return createVsock(spec, env);
     case 'block':
     case 'net':
     case 'console':
     case 'rng':
     case 'balloon':
-    case 'vsock':
       throw new MachineError(`virtio ${spec.kind} is not available yet`);
     default: {
       const never: never = spec;
