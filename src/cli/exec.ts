@@ -161,6 +161,8 @@ function attempt(path: string, deadline: number): Promise<Attempt> {
     sock.on('error', (e: NodeJS.ErrnoException) => {
       finish(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ENOTSOCK' ? { kind: 'novm' } : { kind: 'refused' });
     });
+    // The VM closes a connection the guest refused (RST); half-open or not, it is over.
+    sock.on('end', () => finish({ kind: 'refused' }));
     sock.on('close', () => finish({ kind: 'refused' }));
   });
 }
@@ -228,7 +230,9 @@ export async function runExec(o: ExecOptions): Promise<number> {
     const onStdinEnd = (): void => { if (!finished) sock.write(encodeFrame(FRAME_STDIN_EOF)); };
     sock.on('data', onFrames);
     sock.on('error', () => { /* 'close' follows */ });
-    sock.on('close', () => end(new ExecError(`connection to VM ${o.vmName} lost`)));
+    const lost = (): void => end(new ExecError(`connection to VM ${o.vmName} lost`));
+    sock.on('end', lost);
+    sock.on('close', lost);
     sock.write(encodeFrame(FRAME_EXEC, encodeExec(o.request)));
     if (stdin) {
       stdin.on('data', onStdin);
