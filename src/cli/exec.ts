@@ -177,7 +177,7 @@ export async function runExec(o: ExecOptions): Promise<number> {
     if (got.kind === 'novm') throw new ExecError(`no VM named ${o.vmName} is running`);
     if (got.kind === 'ok') break;
     // The guest refused (agent not started yet, no vsock driver): try again until the deadline.
-    if (Date.now() + retryMs >= deadline) throw new ExecError(`the guest agent in VM ${o.vmName} did not answer within ${Math.round(o.timeoutMs / 1000)} s`);
+    if (Date.now() + retryMs >= deadline) throw new ExecError(`the guest agent in VM ${o.vmName} did not answer within ${o.timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, retryMs));
   }
   const { sock, rest } = got;
