@@ -1,6 +1,7 @@
 // virtio-vsock (virtio 1.2, 5.10) driven by a scripted guest driver over the
 // MMIO transport, with its host side on real Unix sockets in a temp dir.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -181,8 +182,16 @@ test('host-initiated: CONNECT, REQUEST, RESPONSE, OK, data both ways, guest SHUT
   await r.expect(isOp(VIRTIO_VSOCK_OP_RST), 'RST after a full shutdown');
   await until(() => c.ended() || c.closed(), 'client closed');
   assert.equal(r.dev.connections, 0);
+  // A second VM on the same live socket is refused; a stale socket file is replaced.
+  const twin = new VirtioVsock({ cid: 4, socket: r.socket });
+  await assert.rejects(twin.listen(), /in use/);
   await r.close();
   assert.equal(existsSync(r.socket), false, 'close() unlinks the socket');
+  // A process killed while listening leaves its socket file behind.
+  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(r.socket)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  assert.equal(existsSync(r.socket), true);
+  await twin.listen();
+  await twin.close();
 });
 
 test('host-initiated to a port nobody listens on: the guest RSTs, the client is closed without OK', async () => {

@@ -17,6 +17,14 @@ export interface VsockHostEvents {
 const MAX_LINE = 64;
 const CONNECT_LINE = /^CONNECT ([0-9]{1,10})\r?$/;
 
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ path });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => { s.destroy(); resolve(false); });
+  });
+}
+
 export class VsockHost {
   private server: Server | null = null;
   private readonly clients = new Set<Socket>();
@@ -25,9 +33,11 @@ export class VsockHost {
 
   /** Listens on the socket path, replacing a stale socket file; rejects with a one-line Error. */
   async listen(): Promise<void> {
-    try {
-      if (existsSync(this.path) && lstatSync(this.path).isSocket()) unlinkSync(this.path);
-    } catch { /* listen reports it */ }
+    if (existsSync(this.path) && lstatSync(this.path).isSocket()) {
+      // A socket file is stale unless something still answers on it (another VM of the same name).
+      if (await answers(this.path)) throw new Error(`vsock: ${this.path} is in use by another process`);
+      try { unlinkSync(this.path); } catch { /* listen reports it */ }
+    }
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`vsock: cannot listen on ${this.path}: ${e.code ?? e.message}`)));

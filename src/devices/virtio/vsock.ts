@@ -216,7 +216,7 @@ export class VirtioVsock implements VirtioDevice<VirtioVsockState> {
 
   notify(index: number): void {
     if (index === TXQ) this.drainTx();
-    this.deliver();
+    else this.deliver();
   }
 
   reset(): void {
@@ -367,6 +367,12 @@ export class VirtioVsock implements VirtioDevice<VirtioVsockState> {
     };
   }
 
+  /** Runs `fn` on a later turn unless the device was reset or closed meanwhile. */
+  private later(fn: () => void): void {
+    const epoch = this.epoch;
+    setImmediate(() => { if (epoch === this.epoch) fn(); });
+  }
+
   // ---------------------------------------------------------------- to the guest (rx)
 
   /** Fills rx buffers with waiting packets: packets of no connection first, then connections round robin. */
@@ -376,7 +382,8 @@ export class VirtioVsock implements VirtioDevice<VirtioVsockState> {
     if (!ctx || !q) return;
     let used = false;
     // Bounded: the guest may keep adding buffers from another hart.
-    for (let rounds = 0; rounds < 4 * q.size + 8; rounds++) {
+    for (let rounds = 0; ; rounds++) {
+      if (rounds === 4 * q.size + 8) { this.later(() => this.deliver()); break; }
       const next = this.nextPacket();
       if (!next) break;
       if (q.available() === 0) {
@@ -461,8 +468,11 @@ export class VirtioVsock implements VirtioDevice<VirtioVsockState> {
       used = true;
       if (pkt) this.handle(pkt.h, pkt.payload);
       if (!ctx.live()) break;
+      // Bounded per call (the guest may add chains as fast as we take them); the rest come next turn.
+      if (i === 4 * q.size - 1) this.later(() => this.drainTx());
     }
     if (used) ctx.usedBuffers(TXQ);
+    this.deliver();
   }
 
   private readPacket(chain: DescriptorChain, read: (c: DescriptorChain, off?: number, len?: number) => Uint8Array | null): { h: VsockHeader; payload: Uint8Array } | null {
