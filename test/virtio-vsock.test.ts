@@ -2,7 +2,7 @@
 // MMIO transport, with its host side on real Unix sockets in a temp dir.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,9 @@ import {
   VIRTIO_VSOCK_SHUTDOWN_RCV, VIRTIO_VSOCK_SHUTDOWN_SEND, VIRTIO_VSOCK_TYPE_SEQPACKET, VIRTIO_VSOCK_TYPE_STREAM, VSOCK_HDR_SIZE,
   VirtioVsock, type VirtioVsockState, type VsockHeader,
 } from '../src/devices/virtio/vsock.js';
+import type { VirtioDevice } from '../src/devices/virtio/device.js';
+import { MachineError } from '../src/machine/errors.js';
+import { createVirtioDevice, type VirtioEnv } from '../src/machine/virtio-devices.js';
 import { Driver, FakeRam, type DriverQueue } from './virtio-driver.js';
 import { prng } from './support.js';
 
@@ -427,4 +430,19 @@ test('reset drops connections; save/restore round-trips and rejects malformed st
     assert.throws(() => r.dev.restore(bad as unknown as VirtioVsockState), RangeError, JSON.stringify(bad));
   }
   await r.close();
+});
+
+test('the factory: a bad socket path is a one-line MachineError before the guest runs; a good one listens', async () => {
+  const env = { vmName: 'f', pmap: null, consoleOutput: () => {}, log: () => {} } as unknown as VirtioEnv;
+  const mk = (socket: string, cid = 3): VirtioDevice => createVirtioDevice({ kind: 'vsock', cid, socket }, env);
+  assert.throws(() => mk(join(dir, 'no-such-dir', 'x.vsock')), (e: unknown) => e instanceof MachineError && /does not exist/.test(e.message));
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, '');
+  assert.throws(() => mk(file), (e: unknown) => e instanceof MachineError && /not a socket/.test(e.message));
+  assert.throws(() => mk(join(dir, 'x'.repeat(120))), MachineError);
+  assert.throws(() => mk(join(dir, 'ok.vsock'), 2), MachineError);
+  const dev = mk(join(dir, 'ok.vsock'));
+  await until(() => existsSync(join(dir, 'ok.vsock')), 'listening socket');
+  await dev.close?.();
+  assert.equal(existsSync(join(dir, 'ok.vsock')), false);
 });

@@ -27,12 +27,21 @@ function answers(path: string): Promise<boolean> {
 
 export class VsockHost {
   private server: Server | null = null;
+  private listening: Promise<void> | null = null;
+  private closed = false;
   private readonly clients = new Set<Socket>();
 
   constructor(readonly path: string, private readonly events: VsockHostEvents, private readonly log: (line: string) => void) {}
 
   /** Listens on the socket path, replacing a stale socket file; rejects with a one-line Error. */
-  async listen(): Promise<void> {
+  listen(): Promise<void> {
+    // One attempt at a time; after a failure the next call tries again.
+    this.listening ??= this.startListening().catch((e: unknown) => { this.listening = null; throw e; });
+    return this.listening;
+  }
+
+
+  private async startListening(): Promise<void> {
     if (existsSync(this.path) && lstatSync(this.path).isSocket()) {
       // A socket file is stale unless something still answers on it (another VM of the same name).
       if (await answers(this.path)) throw new Error(`vsock: ${this.path} is in use by another process`);
@@ -45,6 +54,7 @@ export class VsockHost {
     });
     server.on('error', (e) => this.log(`vsock: ${e.message}`));
     this.server = server;
+    if (this.closed) await this.close();
   }
 
   private accept(s: Socket): void {
@@ -92,12 +102,16 @@ export class VsockHost {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    // A listen still under way finishes first (and then closes again, seeing `closed`).
+    if (this.listening && !this.server) await this.listening.catch(() => {});
     for (const c of this.clients) c.destroy();
     this.clients.clear();
     const server = this.server;
     this.server = null;
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.listening = null;
     try { unlinkSync(this.path); } catch { /* already gone */ }
   }
 }
