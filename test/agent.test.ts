@@ -89,6 +89,10 @@ test('in a Debian guest: the agent serves disco exec over virtio-vsock', { timeo
     r = await exec(runDir, ['agent-t', '--', 'no-such-command'], null);
     assert.equal(r.code, 127);
     assert.match(r.err, /no-such-command/);
+    // Guest to host beyond the device's receive window (credit updates must flow).
+    r = await exec(runDir, ['agent-t', '--', 'sh', '-c', "head -c 1500000 /dev/zero | tr '\\0' a"], null);
+    assert.equal(r.code, 0);
+    assert.equal(r.out, 'a'.repeat(1_500_000));
     const big = 'x'.repeat(200_000);
     r = await exec(runDir, ['agent-t', '--env', 'GREETING=hi', '--workdir', '/proc', '--', 'sh', '-c', 'echo $GREETING $PATH $(pwd); wc -c'], big);
     assert.deepEqual(r, { code: 0, out: 'hi /sbin:/bin:/usr/sbin:/usr/bin /proc\n200000\n', err: '' });

@@ -300,6 +300,31 @@ test('credit: the device never sends more than buf_alloc - (tx_cnt - fwd_cnt), a
   await r.close();
 });
 
+test('credit to the guest: fwd_cnt advances as the host socket takes the bytes, with CREDIT_UPDATE before the window closes', async () => {
+  const r = await new Rig().up();
+  const { c, hostPort } = await established(r, 65536);
+  const chunk = Buffer.alloc(MAX_PKT_PAYLOAD, 0x61);
+  let sent = 0, fwd = 0;
+  // The guest sends only while its credit (our buf_alloc - (sent - our fwd_cnt)) allows, as Linux does.
+  for (let round = 0; sent < 4 * HOST_BUF_ALLOC; round++) {
+    assert.ok(round < 1000, 'the window never reopened');
+    while (sent + chunk.length - fwd <= HOST_BUF_ALLOC && sent < 4 * HOST_BUF_ALLOC) {
+      r.send(r.hdr({ op: VIRTIO_VSOCK_OP_RW, srcPort: 6000, dstPort: hostPort }), chunk);
+      sent += chunk.length;
+    }
+    await tick();
+    for (const p of r.poll()) {
+      assert.notEqual(p.h.op, VIRTIO_VSOCK_OP_RST);
+      assert.equal(p.h.bufAlloc, HOST_BUF_ALLOC);
+      assert.ok(p.h.fwdCnt >= fwd && p.h.fwdCnt <= sent, 'fwd_cnt only grows, up to what was sent');
+      fwd = p.h.fwdCnt;
+    }
+  }
+  await until(() => c.data().length === `OK ${hostPort}\n`.length + 4 * HOST_BUF_ALLOC, 'all bytes at the host');
+  c.sock.destroy();
+  await r.close();
+});
+
 test('packets wait while the rx queue is empty, then arrive in order', async () => {
   const r = await new Rig().up(0);
   const c = client(r.socket, 6100);
