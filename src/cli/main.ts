@@ -11,6 +11,7 @@ import { runBareMetal, type BareMetalConfig } from '../machine/baremetal.js';
 import { ElfError, isElf, parseElf } from '../machine/elf.js';
 import { MachineError, MAX_CPUS, VirtMachine, type BootSource, type VirtConfig, type VirtOutcome } from '../machine/virt.js';
 import { HostConsole, type ConsoleTarget } from './console.js';
+import { cmdExec } from './exec.js';
 import { parseDevice, parseDrive, parseNet, UsageError } from './device-options.js';
 import { runDir, VM_NAME_PATTERN } from '../host/paths.js';
 import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
@@ -24,6 +25,7 @@ const USAGE = `usage: disco <command> [options]
 
 commands:
   run                     boot a guest on the virt board (default: Debian's kernel and a busybox shell)
+  exec NAME -- CMD [ARG...]  run a command in a running VM through its guest agent (vsock); --timeout, --socket
   image fetch             download and cache the default guest (Debian riscv64 kernel, busybox, OpenSBI)
   vm ls|stats|balloon|shutdown|kill   drive running VMs through their API socket (disco vm --help)
 
@@ -256,6 +258,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdImage(rest);
     case 'vm':
       return cmdVm(rest);
+    case 'exec':
+      return cmdExec(rest);
     case undefined:
     case '-h':
     case '--help':

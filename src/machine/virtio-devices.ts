@@ -11,6 +11,7 @@ import type { NetBackend } from '../devices/backends/net.js';
 import { openSwitchPort } from '../devices/backends/net-switch.js';
 import { openTap } from '../devices/backends/net-tap.js';
 import { UserNet } from '../devices/backends/usernet/index.js';
+import { createVsock } from '../devices/virtio/vsock-factory.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
 import type { NetBackendSpec, VirtioDeviceSpec } from './virtio-spec.js';
@@ -38,10 +39,10 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
     case 'power-button': return new VirtioPowerButton();
     case 'net': return new VirtioNet(`net ${spec.mac}`, parseMac(spec.mac), netBackend(spec.backend, parseMac(spec.mac), env));
     case 'block': return createBlockDevice(spec, env.log);
+    case 'vsock': return createVsock(spec, env);
     case 'console':
     case 'rng':
     case 'balloon':
-    case 'vsock':
       throw new MachineError(`virtio ${spec.kind} is not available yet`);
     default: {
       const never: never = spec;
