@@ -5,6 +5,7 @@
  */
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
+import { VirtioRng } from '../devices/virtio/rng.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
 import type { VirtioDeviceSpec } from './virtio-spec.js';
@@ -28,7 +29,7 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
     case 'block':
     case 'net':
     case 'console':
-    case 'rng':
+    case 'rng': return new VirtioRng();
     case 'balloon':
     case 'vsock':
       throw new MachineError(`virtio ${spec.kind} is not available yet`);
