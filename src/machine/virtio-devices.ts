@@ -3,6 +3,7 @@
  * Back ends that cannot be opened (a missing disk image, a TAP the host refuses)
  * fail here with a MachineError, before the guest runs.
  */
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
@@ -26,11 +27,11 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
+    case 'rng': return new VirtioRng();
+    case 'balloon': return new VirtioBalloon(env.pmap, { deflateOnOom: spec.deflateOnOom, freePageReporting: spec.freePageReporting, statsIntervalS: spec.statsIntervalS });
     case 'block':
     case 'net':
     case 'console':
-    case 'rng': return new VirtioRng();
-    case 'balloon':
     case 'vsock':
       throw new MachineError(`virtio ${spec.kind} is not available yet`);
     default: {
