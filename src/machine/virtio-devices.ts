@@ -4,6 +4,7 @@
  * fail here with a MachineError, before the guest runs.
  */
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
@@ -27,11 +28,11 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
   void env;
   switch (spec.kind) {
     case 'power-button': return new VirtioPowerButton();
+    case 'console': return new VirtioConsole({ ports: spec.ports, output: env.consoleOutput, log: env.log });
     case 'rng': return new VirtioRng();
     case 'balloon': return new VirtioBalloon(env.pmap, { deflateOnOom: spec.deflateOnOom, freePageReporting: spec.freePageReporting, statsIntervalS: spec.statsIntervalS });
     case 'block':
     case 'net':
-    case 'console':
     case 'vsock':
       throw new MachineError(`virtio ${spec.kind} is not available yet`);
     default: {
