@@ -224,6 +224,9 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
     try { unlinkSync(path); } catch { /* not there */ }
     const server = createServer((sock) => this.accept(port, sock));
     server.on('error', (e) => this.log(`virtio console port ${port.name}: ${e.message}`));
+    // The VM's run loop decides the process's lifetime; a machine whose
+    // construction failed after this point must not be kept alive by the listener.
+    server.unref();
     server.listen(path, () => {
       if (this.closed) { server.close(); void unlink(path).catch(() => {}); return; }
       port.listening = true;
