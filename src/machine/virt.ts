@@ -14,6 +14,8 @@ import { Plic, PLIC_SIZE, PLIC_SOURCES } from '../devices/plic.js';
 import { SifiveTest, type PowerEvent } from '../devices/syscon.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { VirtioMmioEmpty } from '../devices/virtio-mmio-empty.js';
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioPowerButton } from '../devices/virtio/input.js';
 import { pmapGuestMemory } from '../devices/virtio/pmap-memory.js';
@@ -245,6 +247,8 @@ export class VirtMachine {
   readonly plic: Plic;
   private readonly rtc: GoldfishRtc;
   private powerButton: VirtioPowerButton | null = null;
+  private console: VirtioConsole | null = null;
+  private balloonDevice: VirtioBalloon | null = null;
   /** The devices in virtio slots, for closing their back ends. */
   private readonly virtio: VirtioDevice[] = [];
   private readonly log: (line: string) => void;
@@ -308,6 +312,8 @@ export class VirtMachine {
           });
           this.virtio.push(device);
           if (device instanceof VirtioPowerButton) this.powerButton = device;
+          if (device instanceof VirtioConsole) this.console ??= device;
+          if (device instanceof VirtioBalloon) this.balloonDevice ??= device;
           this.bus.add(new VirtioMmioTransport({
             base: d.base, device, mem: pmapGuestMemory(this.pmap),
             // Devices finish host I/O asynchronously: a raised line must wake harts waiting in WFI.
@@ -506,10 +512,20 @@ export class VirtMachine {
     }
   }
 
-  /** Host console input for the guest. */
+  /**
+   * Host console input for the guest: to hvc0 (virtio-console port 0) once the
+   * guest has it open, since a guest on `console=hvc0` reads nothing from the
+   * UART; to the UART until then (firmware, early boot, or no virtio console).
+   */
   input(bytes: Uint8Array): void {
-    this.uart.receive(bytes);
+    if (this.console?.consoleOpen()) this.console.input(bytes);
+    else this.uart.receive(bytes);
     this.kick();
+  }
+
+  /** The virtio balloon, if the VM has one (its target, actual size and statistics). */
+  balloon(): VirtioBalloon | null {
+    return this.balloonDevice;
   }
 
   /**

@@ -12,6 +12,9 @@ import { openSwitchPort } from '../devices/backends/net-switch.js';
 import { openTap } from '../devices/backends/net-tap.js';
 import { UserNet } from '../devices/backends/usernet/index.js';
 import { createVsock } from '../devices/virtio/vsock-factory.js';
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
+import { VirtioRng } from '../devices/virtio/rng.js';
 import type { Pmap } from '../memory/pmap.js';
 import { MachineError } from './errors.js';
 import type { NetBackendSpec, VirtioDeviceSpec } from './virtio-spec.js';
@@ -40,10 +43,9 @@ export function createVirtioDevice(spec: VirtioDeviceSpec, env: VirtioEnv): Virt
     case 'net': return new VirtioNet(`net ${spec.mac}`, parseMac(spec.mac), netBackend(spec.backend, parseMac(spec.mac), env));
     case 'block': return createBlockDevice(spec, env.log);
     case 'vsock': return createVsock(spec, env);
-    case 'console':
-    case 'rng':
-    case 'balloon':
-      throw new MachineError(`virtio ${spec.kind} is not available yet`);
+    case 'console': return new VirtioConsole({ ports: spec.ports, output: env.consoleOutput, log: env.log });
+    case 'rng': return new VirtioRng();
+    case 'balloon': return new VirtioBalloon(env.pmap, { deflateOnOom: spec.deflateOnOom, freePageReporting: spec.freePageReporting, statsIntervalS: spec.statsIntervalS });
     default: {
       const never: never = spec;
       throw new MachineError(`unknown virtio device ${JSON.stringify(never)}`);

@@ -167,6 +167,37 @@ export class Pmap {
     this.bumpGeneration();
   }
 
+  /**
+   * Gives the machine frame behind guest-physical page `gpa` back to the
+   * machine memory (the balloon and free page reporting): the entry becomes
+   * "not present", so the next touch backs the page with a fresh zero frame.
+   * Only RAM pages are discarded; ROM and watched pages keep their frames.
+   * Returns whether a frame was freed.
+   *
+   * The generation bump makes every hart flush its soft TLB at its next slice
+   * boundary, which `Hart.run` also checks before its first instruction: today
+   * harts and devices share one thread, so no hart can still hold a
+   * translation to the frame once the device runs. When harts run on other
+   * threads, a freed frame must not be handed out again until every hart has
+   * passed the new generation (a quiescent-state wait before the frame goes
+   * back to the pool).
+   */
+  discard(gpa: number): boolean {
+    const r = this.regionOf(gpa);
+    if (r === undefined || r.kind !== 'ram') return false;
+    const i = this.indexOf(gpa);
+    for (;;) {
+      const e = Atomics.load(this.entries, i);
+      if (e === 0 || (e & PM_WATCH)) return false;
+      // Exchange only if nobody changed the entry meanwhile (a hart backing or re-flagging it).
+      if (Atomics.compareExchange(this.entries, i, e, 0) !== e) continue;
+      this.bumpGeneration();
+      this.mem.freeFrame(e >>> PM_FRAME_SHIFT);
+      Atomics.sub(this.ctl, CTL_MAPPED, 1);
+      return true;
+    }
+  }
+
   /** Copies bytes into guest-physical memory (loaders, devices' DMA), backing pages as needed. */
   write(gpa: number, data: Uint8Array): void {
     let done = 0;
