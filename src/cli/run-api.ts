@@ -8,6 +8,7 @@ import { PAGE_SIZE } from '../memory/machine-memory.js';
 import type { VirtMachine } from '../machine/virt.js';
 
 const MiB = 1024 * 1024;
+const PAGES_PER_MIB = MiB / PAGE_SIZE;
 
 export class RunHost implements ApiHost, ApiVm {
   machine: VirtMachine | null = null;
@@ -35,7 +36,21 @@ export class RunHost implements ApiHost, ApiVm {
   }
 
   balloon(): BalloonControl | null {
-    return null;
+    const m = this.machine;
+    const b = m?.balloon();
+    if (!m || !b) return null;
+    const spec = m.cfg.virtio.find((d) => d.kind === 'balloon');
+    return {
+      info: () => ({
+        amount_mib: b.target() / PAGES_PER_MIB,
+        actual_mib: b.actual() / PAGES_PER_MIB,
+        deflate_on_oom: spec?.kind === 'balloon' && spec.deflateOnOom,
+        free_page_reporting: spec?.kind === 'balloon' && spec.freePageReporting,
+        stats_polling_interval_s: spec?.kind === 'balloon' ? spec.statsIntervalS : 0,
+      }),
+      setTargetMib: (mib) => b.setTarget(mib * PAGES_PER_MIB),
+      statistics: () => b.stats(),
+    };
   }
 
   action(a: VmAction): void {
@@ -43,4 +58,3 @@ export class RunHost implements ApiHost, ApiVm {
   }
 }
 
-export const PAGES_PER_MIB = MiB / PAGE_SIZE;
