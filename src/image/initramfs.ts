@@ -40,7 +40,7 @@ import { buildAgent } from './agent.js';
 import { CpioWriter } from './cpio.js';
 import { describe, ImageError } from './errors.js';
 import type { GuestImages } from './fetch.js';
-import { readModuleIndex, resolveModules } from './modules.js';
+import { moduleName, readModinfo, readModuleIndex, resolveModules, type ModuleIndex, type ResolvedModule } from './modules.js';
 
 /** The line /init prints on the console when the shell is about to start (tests wait for it). */
 export const INIT_READY = 'disco: init ready';
@@ -54,14 +54,98 @@ export const VIRTIO_MODULES: readonly string[] = [
 ];
 
 /**
- * Modules every default guest loads: every Disco virtio device (VIRTIO_MODULES),
+ * Modules every default guest loads at once: the virtio-mmio transport,
  * virtio-input and evdev for the board's power button (busybox acpid turns
- * KEY_POWER into poweroff), ext4 for a root disk from `disco image build`
- * (with crc32c_generic: ext4 only names it as a soft dependency, and without
- * it a metadata_csum file system fails to mount), and af_packet for udhcpc's
- * raw socket (built into Debian's kernel: skipped).
+ * KEY_POWER into poweroff).
  */
-export const BASE_MODULES: readonly string[] = [...VIRTIO_MODULES, 'virtio_input', 'evdev', 'crc32c_generic', 'ext4', 'af_packet'];
+export const BASE_MODULES: readonly string[] = ['virtio_mmio', 'virtio_input', 'evdev'];
+
+/**
+ * Modules the default initramfs carries and loads only when needed
+ * (/etc/disco/drivers): the driver of each virtio device the board has, and
+ * for root= ext4 (with crc32c_generic: ext4 names it only as a soft
+ * dependency, and a metadata_csum file system fails to mount without it).
+ * Loading all of them always costs about 30 s of boot in Disco (each
+ * module's signature is checked by the guest), and most guests have few
+ * devices. af_packet (udhcpc's raw socket) is built into Debian's kernel.
+ */
+export const ON_DEMAND_MODULES: readonly string[] = [...VIRTIO_MODULES, 'crc32c_generic', 'ext4', 'af_packet'];
+
+/** The modules ext4 on a root disk needs, loaded (with their dependencies) when root= is given. */
+export const ROOT_FS_MODULES: readonly string[] = ['crc32c_generic', 'ext4'];
+
+/** Virtio device ID (virtio 1.2 §5, as sysfs prints it) → the Linux driver module. */
+export const VIRTIO_DRIVERS: Readonly<Record<string, string>> = {
+  '0x0001': 'virtio_net',
+  '0x0002': 'virtio_blk',
+  '0x0003': 'virtio_console',
+  '0x0004': 'virtio_rng',
+  '0x0005': 'virtio_balloon',
+  '0x0012': 'virtio_input',
+  '0x0013': 'vmw_vsock_virtio_transport',
+};
+
+/** /etc/disco/virtio-drivers: `ID module` for each driver among `present` (module names). */
+export function virtioDriversTable(present: ReadonlySet<string>): string {
+  return Object.entries(VIRTIO_DRIVERS).filter(([, m]) => present.has(m)).map(([id, m]) => `${id} ${m}\n`).join('');
+}
+
+/**
+ * depmod's modules.dep for `mods` (in load order): each line `path: dep...`
+ * with every transitive dependency, the one to load first last. `direct`
+ * gives each module's own dependencies (names; those not in `mods`, i.e.
+ * built-ins, are dropped).
+ */
+export function modulesDep(mods: readonly { readonly name: string; readonly path: string }[], direct: ReadonlyMap<string, readonly string[]>): string {
+  const pathOf = new Map(mods.map((m) => [m.name, m.path]));
+  const order = new Map(mods.map((m, i) => [m.name, i]));
+  const lines: string[] = [];
+  for (const m of mods) {
+    const all = new Set<string>();
+    const visit = (n: string): void => {
+      for (const d of direct.get(n) ?? []) {
+        if (!pathOf.has(d) || all.has(d)) continue;
+        all.add(d);
+        visit(d);
+      }
+    };
+    visit(m.name);
+    const deps = [...all].sort((x, y) => order.get(y)! - order.get(x)!).map((d) => pathOf.get(d)!);
+    lines.push(`${m.path}:${deps.map((d) => ` ${d}`).join('')}`);
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** Direct dependencies of resolved modules, read back from their .modinfo (or the index's modules.dep). */
+export function directDeps(index: ModuleIndex, mods: readonly ResolvedModule[]): Map<string, readonly string[]> {
+  const out = new Map<string, readonly string[]>();
+  for (const m of mods) {
+    out.set(m.name, index.deps?.get(m.name)
+      ?? (readModinfo(m.data).get('depends') ?? []).flatMap((d) => d.split(',')).filter((d) => d !== '').map(moduleName));
+  }
+  return out;
+}
+
+/**
+ * /etc/disco/drivers: loads, with modprobe (modules.dep), the driver of each
+ * virtio device present and the modules named as arguments, skipping those
+ * already loaded. Shared by the initramfs and the root disk.
+ */
+export const DRIVERS_SCRIPT = `#!/bin/sh
+# Disco: drivers of the virtio devices present, and the modules named (see src/image/initramfs.ts).
+want="$*"
+for d in /sys/bus/virtio/devices/*; do
+  [ -r "$d/device" ] || continue
+  id=$(cat "$d/device")
+  while read -r i m; do
+    [ "$i" = "$id" ] && want="$want $m"
+  done < /etc/disco/virtio-drivers
+done
+for m in $want; do
+  [ -d "/sys/module/$m" ] || modprobe "$m" || echo "disco: modprobe $m failed"
+done
+exit 0
+`;
 
 export interface InitramfsModule {
   /** Where it goes in the initramfs, e.g. `lib/modules/<ver>/kernel/drivers/virtio/virtio_mmio.ko`. */
@@ -88,6 +172,10 @@ export interface InitramfsOptions {
   readonly init?: string;
   /** More files (added last; parents created). */
   readonly extraFiles?: readonly ExtraFile[];
+  /** Modules stored but loaded only on demand by /etc/disco/drivers (with modprobe: give a modules.dep in extraFiles). */
+  readonly onDemand?: readonly InitramfsModule[];
+  /** /etc/disco/virtio-drivers (virtioDriversTable): which on-demand module drives which virtio device. */
+  readonly virtioDrivers?: string;
   /** The guest agent (static riscv64 ELF), installed as /usr/sbin/disco-agent and respawned by init. */
   readonly agent?: Uint8Array;
   /** gzip the archive (default true). */
@@ -129,6 +217,7 @@ for w in $(cat /proc/cmdline); do
   esac
 done
 case "$rootwait" in ''|*[!0-9]*) rootwait=10 ;; esac
+/etc/disco/drivers \${root:+${ROOT_FS_MODULES.join(' ')}}
 
 # The device node of root= (/dev/vdX, LABEL=..., UUID=...), once it exists.
 find_root() {
@@ -190,16 +279,17 @@ exec poweroff -f
  */
 export const NETWORK_SCRIPT = `#!/bin/sh
 # Disco: network setup from the kernel command line (see src/image/initramfs.ts).
+# DISCO_CMDLINE and DISCO_SYSFS stand in for /proc/cmdline and /sys in tests.
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 ip= gw=
-for w in $(cat /proc/cmdline); do
+for w in \${DISCO_CMDLINE-$(cat /proc/cmdline)}; do
   case "$w" in
     disco.ip=*) ip=\${w#disco.ip=} ;;
     disco.gw=*) gw=\${w#disco.gw=} ;;
   esac
 done
 [ -n "$ip" ] || exit 0
-if [ ! -e /sys/class/net/eth0 ]; then
+if [ ! -e "\${DISCO_SYSFS:-/sys}/class/net/eth0" ]; then
   echo "disco: disco.ip=$ip but there is no eth0"
   exit 1
 fi
@@ -229,6 +319,7 @@ exit 0
  */
 export const UDHCPC_SCRIPT = `#!/bin/sh
 # Disco: applies udhcpc's lease (see src/image/initramfs.ts).
+resolv=\${RESOLV_CONF:-/etc/resolv.conf}
 case "$1" in
   deconfig)
     ip -4 addr flush dev "$interface"
@@ -244,7 +335,7 @@ case "$1" in
     {
       [ -n "$domain" ] && echo "search $domain"
       for d in $dns; do echo "nameserver $d"; done
-    } > /etc/resolv.conf
+    } > "$resolv"
     echo "disco: $interface $ip/\${mask:-24}\${router:+ via \${router%% *}}"
     ;;
   leasefail|nak)
@@ -313,6 +404,7 @@ export function buildInitramfs(opts: InitramfsOptions): Uint8Array {
   c.file('init', opts.init ?? DEFAULT_INIT, { mode: 0o755 });
   c.file('etc/inittab', inittab({ agent: opts.agent !== undefined }));
   c.file('etc/disco/network', NETWORK_SCRIPT, { mode: 0o755 });
+  c.file('etc/disco/drivers', DRIVERS_SCRIPT, { mode: 0o755 });
   c.file('usr/share/udhcpc/default.script', UDHCPC_SCRIPT, { mode: 0o755 });
   if (opts.agent) c.file('usr/sbin/disco-agent', opts.agent, { mode: 0o755 });
   c.file('etc/disco/console', CONSOLE, { mode: 0o755 });
@@ -332,6 +424,8 @@ export function buildInitramfs(opts: InitramfsOptions): Uint8Array {
     list.push(m.args ? `/${path} ${m.args}` : `/${path}`);
   }
   c.file('etc/disco/modules', list.length > 0 ? `${list.join('\n')}\n` : '');
+  for (const m of opts.onDemand ?? []) c.file(m.path, m.data);
+  c.file('etc/disco/virtio-drivers', opts.virtioDrivers ?? '');
 
   for (const f of opts.extraFiles ?? []) c.file(f.path, f.data, { mode: f.mode ?? 0o644 });
   const cpio = c.finish();
@@ -339,8 +433,14 @@ export function buildInitramfs(opts: InitramfsOptions): Uint8Array {
 }
 
 export interface DefaultInitramfsOptions {
-  /** Module names (e.g. VIRTIO_MODULES); dependencies are added, built-ins skipped. Default none. */
+  /** Modules loaded at boot (e.g. BASE_MODULES); dependencies are added, built-ins skipped. Default none. */
   readonly modules?: readonly string[];
+  /**
+   * Modules carried for /etc/disco/drivers to load when their device is
+   * present (or root= needs them). Default ON_DEMAND_MODULES when `modules`
+   * is non-empty, else none.
+   */
+  readonly onDemand?: readonly string[];
   readonly init?: string;
   readonly extraFiles?: readonly ExtraFile[];
   /**
@@ -368,19 +468,31 @@ export async function defaultInitramfs(images: GuestImages, opts: DefaultInitram
   } catch (err) {
     throw new ImageError(`cannot read ${images.busybox}: ${describe(err)}`);
   }
+  const eagerNames = opts.modules ?? [];
+  const onDemandNames = opts.onDemand ?? (eagerNames.length > 0 ? ON_DEMAND_MODULES : []);
   const modules: InitramfsModule[] = [];
-  if (opts.modules && opts.modules.length > 0) {
+  const onDemand: InitramfsModule[] = [];
+  const extraFiles: ExtraFile[] = [];
+  let virtioDrivers = '';
+  if (eagerNames.length + onDemandNames.length > 0) {
     const index = readModuleIndex(images.modulesDir);
-    for (const m of await resolveModules(index, opts.modules)) {
-      modules.push({ path: `lib/modules/${images.kernelVersion}/${m.path}`, data: m.data });
-    }
+    const dir = `lib/modules/${images.kernelVersion}`;
+    const eager = await resolveModules(index, eagerNames);
+    const all = await resolveModules(index, [...eagerNames, ...onDemandNames]);
+    const isEager = new Set(eager.map((m) => m.name));
+    for (const m of eager) modules.push({ path: `${dir}/${m.path}`, data: m.data });
+    for (const m of all) if (!isEager.has(m.name)) onDemand.push({ path: `${dir}/${m.path}`, data: m.data });
+    extraFiles.push({ path: `${dir}/modules.dep`, data: modulesDep(all, directDeps(index, all)) });
+    virtioDrivers = virtioDriversTable(new Set(all.map((m) => m.name)));
   }
   const agent = opts.agent === false ? undefined : opts.agent ?? await agentIfAvailable(images.cacheDir);
   return buildInitramfs({
     busybox,
     modules,
+    onDemand,
+    virtioDrivers,
     ...(agent !== undefined ? { agent } : {}),
     ...(opts.init !== undefined ? { init: opts.init } : {}),
-    ...(opts.extraFiles !== undefined ? { extraFiles: opts.extraFiles } : {}),
+    extraFiles: [...extraFiles, ...(opts.extraFiles ?? [])],
   });
 }

@@ -33,14 +33,17 @@ import {
   statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { agentIfAvailable, BASE_MODULES, CONSOLE, inittab, NETWORK_SCRIPT, POWER_BUTTON, PROFILE, SHUTDOWN, UDHCPC_SCRIPT } from './initramfs.js';
+import {
+  agentIfAvailable, BASE_MODULES, CONSOLE, directDeps, DRIVERS_SCRIPT, inittab, modulesDep, NETWORK_SCRIPT, ON_DEMAND_MODULES, POWER_BUTTON,
+  PROFILE, UDHCPC_SCRIPT, virtioDriversTable,
+} from './initramfs.js';
 import { aptUpdate, checkAptAvailable, DEBIAN_TRIXIE_RISCV64, printUris, resolveInstall, writeAptTree, type DebSpec } from './apt.js';
 import { defaultCacheDir, readJson, sha256, sha256File, tempPathFor, withLock, writeFileAtomic } from './cache.js';
 import { debDataTar, tarEntries } from './deb.js';
 import { downloadVerified, httpDownload, type Downloader } from './download.js';
 import { describe, ImageError } from './errors.js';
 import { fetchImages, type GuestImages } from './fetch.js';
-import { moduleName, readModinfo, readModuleIndex, resolveModules, type ResolvedModule } from './modules.js';
+import { readModuleIndex, resolveModules } from './modules.js';
 import { makeProgress } from './progress.js';
 
 /** Bump when the builder's output changes for the same inputs. */
@@ -139,32 +142,6 @@ export function appletDir(name: string): 'usr/sbin' | 'usr/bin' {
   return SBIN_APPLETS.has(name) ? 'usr/sbin' : 'usr/bin';
 }
 
-// ---------------------------------------------------------------- modules.dep
-
-/**
- * depmod's modules.dep for the modules in `mods` (in load order): each line
- * `path: dep...` with every transitive dependency, the one to load first last.
- */
-export function modulesDep(mods: readonly ResolvedModule[], direct: ReadonlyMap<string, readonly string[]>): string {
-  const pathOf = new Map(mods.map((m) => [m.name, m.path]));
-  const order = new Map(mods.map((m, i) => [m.name, i]));
-  const lines: string[] = [];
-  for (const m of mods) {
-    const all = new Set<string>();
-    const visit = (n: string): void => {
-      for (const d of direct.get(n) ?? []) {
-        if (!pathOf.has(d) || all.has(d)) continue;
-        all.add(d);
-        visit(d);
-      }
-    };
-    visit(m.name);
-    const deps = [...all].sort((a, b) => order.get(b)! - order.get(a)!).map((d) => pathOf.get(d)!);
-    lines.push(`${m.path}:${deps.map((d) => ` ${d}`).join('')}`);
-  }
-  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
-}
-
 // ---------------------------------------------------------------- /etc and init
 
 export const ROOTFS_RCS = `#!/bin/sh
@@ -178,10 +155,8 @@ mkdir -p /dev/pts /dev/shm
 mounted /dev/pts || mount -t devpts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
 mounted /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
-# Modules the initramfs has not loaded already (modprobe reads modules.dep).
-while read -r mod; do
-  [ -n "$mod" ] && [ ! -d "/sys/module/$mod" ] && { modprobe "$mod" || echo "disco: modprobe $mod failed"; }
-done < /etc/disco/modules
+# Drivers of the virtio devices present that the initramfs has not loaded (modprobe reads modules.dep).
+/etc/disco/drivers
 hostname -F /etc/hostname
 /etc/disco/network
 `;
@@ -246,7 +221,7 @@ interface EtcFile {
 }
 
 /** The files Disco writes over the packages' (init, accounts, network, modules list). */
-export function rootfsEtc(opts: { readonly kernelVersion: string; readonly modules: readonly string[]; readonly agent: boolean }): EtcFile[] {
+export function rootfsEtc(opts: { readonly kernelVersion: string; readonly modules: ReadonlySet<string>; readonly agent: boolean }): EtcFile[] {
   const x = 0o755;
   const r = 0o644;
   return [
@@ -255,7 +230,8 @@ export function rootfsEtc(opts: { readonly kernelVersion: string; readonly modul
     { path: 'etc/disco/console', data: CONSOLE, mode: x },
     { path: 'etc/disco/shutdown', data: ROOTFS_SHUTDOWN, mode: x },
     { path: 'etc/disco/network', data: NETWORK_SCRIPT, mode: x },
-    { path: 'etc/disco/modules', data: opts.modules.map((m) => `${m}\n`).join(''), mode: r },
+    { path: 'etc/disco/drivers', data: DRIVERS_SCRIPT, mode: x },
+    { path: 'etc/disco/virtio-drivers', data: virtioDriversTable(opts.modules), mode: r },
     { path: 'etc/acpi/PWRF/00000080', data: POWER_BUTTON, mode: x },
     { path: 'usr/share/udhcpc/default.script', data: UDHCPC_SCRIPT, mode: x },
     { path: 'etc/profile', data: PROFILE, mode: r },
@@ -542,7 +518,7 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
   const index = inRelease();
   if (!index) throw new ImageError(`no package index in ${join(aptRoot, 'lists')} after apt-get update`);
 
-  const etcProbe = rootfsEtc({ kernelVersion: images.kernelVersion, modules: [], agent: agent !== undefined });
+  const etcProbe = rootfsEtc({ kernelVersion: images.kernelVersion, modules: new Set(), agent: agent !== undefined });
   const key = hashOf({
     builder: ROOTFS_BUILDER,
     sizeMiB,
@@ -551,7 +527,7 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
     images: images.packages.map((p) => `${p.name}=${p.version}:${p.sha256}`),
     agent: agent ? sha256(agent) : null,
     etc: etcProbe.map((f) => [f.path, sha256(typeof f.data === 'string' ? new TextEncoder().encode(f.data) : f.data), f.mode]),
-    modules: BASE_MODULES,
+    modules: [...BASE_MODULES, ...ON_DEMAND_MODULES],
   }).slice(0, 32);
 
   const dir = join(cacheDir, 'rootfs');
@@ -564,6 +540,7 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
       await copySparse(img, opts.output);
       path = resolve(opts.output);
     }
+    log(`root disk ready: ${path}`);
     return { cached: img, path, hit, key, packages: m.packages };
   };
   const hit = cacheHit(img, manifestPath, key);
@@ -644,15 +621,10 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
       log(`busybox: ${linked} of ${applets.length} applets linked`);
 
       const modIndex = readModuleIndex(images.modulesDir);
-      const mods = await resolveModules(modIndex, BASE_MODULES);
+      const mods = await resolveModules(modIndex, [...BASE_MODULES, ...ON_DEMAND_MODULES]);
       const modRoot = `usr/lib/modules/${images.kernelVersion}`;
-      const direct = new Map<string, readonly string[]>();
-      for (const m of mods) {
-        putFile(st, `${modRoot}/${m.path}`, m.data, 0o644);
-        direct.set(m.name, modIndex.deps?.get(m.name)
-          ?? (readModinfo(m.data).get('depends') ?? []).flatMap((d) => d.split(',')).filter((d) => d !== '').map(moduleName));
-      }
-      putFile(st, `${modRoot}/modules.dep`, modulesDep(mods, direct), 0o644);
+      for (const m of mods) putFile(st, `${modRoot}/${m.path}`, m.data, 0o644);
+      putFile(st, `${modRoot}/modules.dep`, modulesDep(mods, directDeps(modIndex, mods)), 0o644);
       putFile(st, `${modRoot}/modules.order`, mods.map((m) => `${m.path}\n`).join(''), 0o644);
       for (const f of ['modules.builtin', 'modules.builtin.modinfo']) {
         const src = join(images.modulesDir, f);
@@ -660,7 +632,7 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
       }
       log(`kernel modules: ${mods.map((m) => m.name).join(' ')}`);
 
-      for (const f of rootfsEtc({ kernelVersion: images.kernelVersion, modules: mods.map((m) => m.name), agent: agent !== undefined })) {
+      for (const f of rootfsEtc({ kernelVersion: images.kernelVersion, modules: new Set(mods.map((m) => m.name)), agent: agent !== undefined })) {
         putFile(st, f.path, f.data, f.mode, 0, f.gid ?? 0);
       }
       putSymlink(st, 'etc/resolv.conf', '../run/resolv.conf'); // udhcpc writes it, even on a read-only root
@@ -692,9 +664,7 @@ export async function buildRootfs(opts: RootfsOptions = {}): Promise<RootfsResul
       rmSync(tmpImg, { force: true });
     }
   }, { log });
-  const result = await finish(built.m, built.hit);
-  log(`root disk ready: ${result.path}`);
-  return result;
+  return finish(built.m, built.hit);
 }
 
 function isLink(p: string): boolean {
