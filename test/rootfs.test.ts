@@ -30,6 +30,7 @@ import {
 const scratch = mkdtempSync(join(tmpdir(), 'disco-rootfs-test-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 const enc = new TextEncoder();
+process.env['PATH'] = `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`; // e2fsprogs
 const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 function concat(...parts: (string | Uint8Array)[]): Uint8Array {

@@ -437,8 +437,8 @@ export interface DefaultInitramfsOptions {
   readonly modules?: readonly string[];
   /**
    * Modules carried for /etc/disco/drivers to load when their device is
-   * present (or root= needs them). Default ON_DEMAND_MODULES when `modules`
-   * is non-empty, else none.
+   * present (or root= needs them); those the kernel does not have are left
+   * out. Default ON_DEMAND_MODULES when `modules` is non-empty, else none.
    */
   readonly onDemand?: readonly string[];
   readonly init?: string;
@@ -478,7 +478,9 @@ export async function defaultInitramfs(images: GuestImages, opts: DefaultInitram
     const index = readModuleIndex(images.modulesDir);
     const dir = `lib/modules/${images.kernelVersion}`;
     const eager = await resolveModules(index, eagerNames);
-    const all = await resolveModules(index, [...eagerNames, ...onDemandNames]);
+    // An on-demand module this kernel lacks is one nothing can load: left out.
+    const available = onDemandNames.filter((n) => index.paths.has(moduleName(n)));
+    const all = await resolveModules(index, [...eagerNames, ...available]);
     const isEager = new Set(eager.map((m) => m.name));
     for (const m of eager) modules.push({ path: `${dir}/${m.path}`, data: m.data });
     for (const m of all) if (!isEager.has(m.name)) onDemand.push({ path: `${dir}/${m.path}`, data: m.data });

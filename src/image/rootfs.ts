@@ -375,7 +375,9 @@ interface RunResult { stdout: string; stderr: string }
 
 function run(cmd: string, args: readonly string[], input?: string): Promise<RunResult> {
   return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    // e2fsprogs lives in /usr/sbin, which a user's PATH often lacks.
+    const env = { ...process.env, LC_ALL: 'C', PATH: `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
+    const child = execFile(cmd, args, { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) rej(Object.assign(err, { stdout, stderr }));
       else res({ stdout, stderr });
     });
