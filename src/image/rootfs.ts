@@ -302,10 +302,11 @@ function follow(st: Staging, p: string, rel: string): string {
   throw new ImageError(`symlink loop in package at ${rel}`);
 }
 
-function record(st: Staging, rel: string, uid: number, gid: number): void {
-  st.paths.add(rel);
-  if (uid !== 0 || gid !== 0) st.owners.set(rel, [uid, gid]);
-  else st.owners.delete(rel);
+/** Notes the owner of the host path `p` (root, or the package's). */
+function record(st: Staging, p: string, uid: number, gid: number): void {
+  st.paths.add(p);
+  if (uid !== 0 || gid !== 0) st.owners.set(p, [uid, gid]);
+  else st.owners.delete(p);
 }
 
 function putDir(st: Staging, rel: string, mode: number, uid = 0, gid = 0): void {
