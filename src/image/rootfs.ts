@@ -47,7 +47,7 @@ import { readModuleIndex, resolveModules } from './modules.js';
 import { makeProgress } from './progress.js';
 
 /** Bump when the builder's output changes for the same inputs. */
-export const ROOTFS_BUILDER = 1;
+export const ROOTFS_BUILDER = 2;
 export const ROOTFS_LABEL = 'disco-root';
 export const DEFAULT_ROOTFS_PACKAGES: readonly string[] = ['socat', 'iperf3', 'fio'];
 export const DEFAULT_ROOTFS_MIB = 512;
@@ -309,19 +309,33 @@ function record(st: Staging, p: string, uid: number, gid: number): void {
   else st.owners.delete(p);
 }
 
+/**
+ * Creates the host directory `dir` and its missing parents; those it creates
+ * (parents a package does not list) are root's, mode 0755, like dpkg's.
+ */
+function mkParents(st: Staging, dir: string): void {
+  const first = mkdirSync(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    if (!st.modes.has(d)) st.modes.set(d, 0o755);
+    if (!st.paths.has(d)) record(st, d, 0, 0);
+    if (d === first || d.length <= st.root.length) break;
+  }
+}
+
 function putDir(st: Staging, rel: string, mode: number, uid = 0, gid = 0): void {
   const p = inside(st, rel);
   let ls;
   try { ls = lstatSync(p); } catch { /* new */ }
   if (ls?.isSymbolicLink()) return; // the tree's symlink (e.g. merged /usr) stays
-  mkdirSync(p, { recursive: true });
+  mkParents(st, p);
   st.modes.set(p, mode);
   record(st, p, uid, gid);
 }
 
 function putFile(st: Staging, rel: string, data: string | Uint8Array, mode: number, uid = 0, gid = 0): void {
   const p = inside(st, rel);
-  mkdirSync(dirname(p), { recursive: true });
+  mkParents(st, dirname(p));
   rmSync(p, { force: true });
   writeFileSync(p, data);
   st.modes.set(p, mode);
@@ -330,7 +344,7 @@ function putFile(st: Staging, rel: string, data: string | Uint8Array, mode: numb
 
 function putSymlink(st: Staging, rel: string, target: string): void {
   const p = inside(st, rel);
-  mkdirSync(dirname(p), { recursive: true });
+  mkParents(st, dirname(p));
   rmSync(p, { force: true });
   symlinkSync(target, p);
   record(st, p, 0, 0);
@@ -356,7 +370,7 @@ async function unpackDeb(st: Staging, debPath: string): Promise<void> {
         if (skipped(e.linkname)) break;
         const p = inside(st, e.path);
         rmSync(p, { force: true });
-        mkdirSync(dirname(p), { recursive: true });
+        mkParents(st, dirname(p));
         const target = follow(st, inside(st, e.linkname), e.linkname);
         linkSync(target, p);
         const mode = st.modes.get(target);
