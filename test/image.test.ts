@@ -293,6 +293,7 @@ describe('initramfs', () => {
     for (const d of ['proc', 'sys', 'dev', 'tmp', 'root', 'etc']) assert.equal(by.get(d)!.mode & S_IFMT, S_IFDIR, d);
     assert.match(text('etc/inittab'), /^::once:\/bin\/cttyhack \/etc\/disco\/console$/m);
     assert.match(text('etc/inittab'), /^::shutdown:/m);
+    assert.doesNotMatch(text('etc/inittab'), /disco-agent/, 'no agent, no respawn line');
     assert.ok(text('etc/disco/console').includes(`echo "${INIT_READY}"`));
     assert.match(text('etc/disco/console'), /poweroff/);
     assert.equal(text('etc/disco/modules'), '/lib/modules/x/a.ko\n/lib/modules/x/b.ko debug=1\n');
@@ -313,7 +314,7 @@ describe('initramfs', () => {
     const { dir, modules } = fakeModulesDir(root);
     writeFileSync(join(root, 'busybox'), fakeBusybox);
     const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER } as GuestImages;
-    const { entries } = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(images, { modules: ['virtio_net', 'virtio_console'] }))));
+    const { entries } = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(images, { modules: ['virtio_net', 'virtio_console'], onDemand: [], agent: false }))));
     const by = new Map(entries.map((e) => [e.name, e]));
     const prefix = `lib/modules/${KVER}/`;
     const order = new TextDecoder().decode(by.get('etc/disco/modules')!.data).trim().split('\n');
@@ -321,8 +322,37 @@ describe('initramfs', () => {
     for (const line of order) assert.deepEqual(by.get(line.slice(1))!.data, modules.get(line.slice(1 + prefix.length)));
     assert.deepEqual(by.get('bin/busybox')!.data, fakeBusybox);
     // no modules requested: none read
-    const none = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs({ ...images, modulesDir: '/nonexistent' }))));
+    const none = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs({ ...images, modulesDir: '/nonexistent' }, { agent: false }))));
     assert.ok(!none.entries.some((e) => e.name.endsWith('.ko')));
+  });
+
+  test('defaultInitramfs: on-demand modules are carried with a modules.dep and the virtio driver table, not loaded at boot', async () => {
+    const root = tempDir();
+    const { dir } = fakeModulesDir(root);
+    writeFileSync(join(root, 'busybox'), fakeBusybox);
+    const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER } as GuestImages;
+    // The default on-demand list names modules this fake kernel lacks (virtio_blk, ext4, ...): they are left out.
+    const { entries } = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(images, { modules: ['virtio_mmio'], agent: bytes('AGENT') }))));
+    const by = new Map(entries.map((e) => [e.name, e]));
+    const text = (n: string): string => new TextDecoder().decode(by.get(n)!.data);
+    const prefix = `lib/modules/${KVER}/`;
+    assert.equal(text('etc/disco/modules'), `/${prefix}kernel/drivers/virtio/virtio_mmio.ko\n`);
+    for (const p of ['kernel/drivers/net/virtio_net.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/net/core/failover.ko', 'kernel/drivers/char/hw_random/virtio-rng.ko']) {
+      assert.ok(by.has(prefix + p), p);
+    }
+    assert.match(text(`${prefix}modules.dep`), /^kernel\/drivers\/net\/virtio_net\.ko: kernel\/drivers\/net\/net_failover\.ko kernel\/net\/core\/failover\.ko$/m);
+    assert.equal(text('etc/disco/virtio-drivers'), '0x0001 virtio_net\n0x0004 virtio_rng\n');
+    assert.equal(by.get('etc/disco/drivers')!.mode, S_IFREG | 0o755);
+    assert.equal(text('usr/sbin/disco-agent'), 'AGENT');
+    assert.equal(by.get('usr/sbin/disco-agent')!.mode, S_IFREG | 0o755);
+    assert.match(text('etc/inittab'), /^::respawn:\/usr\/sbin\/disco-agent$/m);
+    assert.equal(by.get('usr/share/udhcpc/default.script')!.mode, S_IFREG | 0o755);
+    assert.equal(by.get('etc/disco/network')!.mode, S_IFREG | 0o755);
+    // /init: root= is mounted and switched to, with a bounded wait; drivers and network are set up
+    assert.match(text('init'), /exec switch_root -c \/dev\/console \/newroot \/sbin\/init/);
+    assert.match(text('init'), /did not appear within/);
+    assert.match(text('init'), /\/etc\/disco\/drivers \$\{root:\+crc32c_generic ext4\}/);
+    assert.match(text('init'), /^\/etc\/disco\/network$/m);
   });
 });
 
@@ -432,7 +462,7 @@ describe('.deb extraction', () => {
     for (const pax of [false, true]) {
       const entries = [...tarEntries(makeTar(files, { pax }))];
       assert.ok(entries.some((e) => e.path === longPath.slice(2) && new TextDecoder().decode(e.data) === 'long one'), `long path (pax=${pax})`);
-      assert.deepEqual(entries.find((e) => e.path === 'usr/bin/sh'), { path: 'usr/bin/sh', type: 'symlink', mode: 0o644, data: new Uint8Array(0), linkname: 'busybox' });
+      assert.deepEqual(entries.find((e) => e.path === 'usr/bin/sh'), { path: 'usr/bin/sh', type: 'symlink', mode: 0o644, uid: 0, gid: 0, data: new Uint8Array(0), linkname: 'busybox' });
       assert.equal(entries.find((e) => e.path === 'usr/bin/hard')!.linkname, 'usr/bin/busybox');
     }
     const bad = makeTar([{ path: 'x', data: bytes('y') }]);
@@ -669,7 +699,7 @@ describe('fetchImages (fake archive)', () => {
     assert.deepEqual(await fetchImages({ cacheDir, offline: true }), imgs);
 
     // the initramfs builds from the fetched images
-    const rd = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(imgs, { modules: ['virtio_mmio'] }))));
+    const rd = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(imgs, { modules: ['virtio_mmio'], agent: false }))));
     assert.ok(rd.entries.some((e) => e.name === `lib/modules/${KVER}/kernel/drivers/virtio/virtio_mmio.ko`));
   });
 

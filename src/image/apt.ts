@@ -192,3 +192,29 @@ export async function printUris(conf: string, packages: readonly string[]): Prom
   }
   return specs;
 }
+
+/**
+ * The names of the packages `apt-get install` would bring into an empty
+ * system for `packages` (Depends and Pre-Depends, no Recommends), in apt's
+ * unpack order. apt prints MD5 sums there, so callers pass the names to
+ * printUris for the SHA-256 sums.
+ */
+export async function resolveInstall(conf: string, packages: readonly string[]): Promise<string[]> {
+  const out = await apt(conf, 'apt-get', ['-q', '-y', '--print-uris', '-o', 'APT::Install-Recommends=false', 'install', ...packages],
+    `cannot resolve the dependencies of ${packages.join(', ')}`);
+  const names = parseInstallUris(out);
+  for (const p of packages) {
+    if (!names.includes(p)) throw new ImageError(`cannot locate ${p} in the package index`);
+  }
+  return names;
+}
+
+/** Package names from `apt-get --print-uris install` lines (`'URL' name_version_arch.deb SIZE SUM`). */
+export function parseInstallUris(text: string): string[] {
+  const names: string[] = [];
+  for (const raw of text.split('\n')) {
+    const m = /^'[^']+'\s+([^_\s]+)_[^_\s]+_[^_\s]+\.deb\s/.exec(raw.trim());
+    if (m && !names.includes(m[1]!)) names.push(m[1]!);
+  }
+  return names;
+}

@@ -66,6 +66,9 @@ export interface TarEntry {
   readonly path: string;
   readonly type: TarEntryType;
   readonly mode: number;
+  /** Numeric owner and group as archived (e.g. root:shadow for setgid tools). */
+  readonly uid: number;
+  readonly gid: number;
   /** File contents (a view into the archive); empty for non-files. */
   readonly data: Uint8Array;
   /** Target of a symlink or hard link (hard links: a normalized archive path). */
@@ -155,6 +158,13 @@ export function* tarEntries(buf: Uint8Array): Generator<TarEntry> {
     }
     name = pax?.get('path') ?? longName ?? name;
     let linkname = pax?.get('linkpath') ?? longLink ?? cString(h.subarray(157, 257));
+    const paxId = (key: string, off: number): number => {
+      const v = pax?.has(key) ? Number(pax.get(key)) : tarNumber(h.subarray(off, off + 8), key);
+      if (!Number.isSafeInteger(v) || v < 0) throw new ImageError(`corrupt tar archive (bad ${key} of ${name})`);
+      return v;
+    };
+    const uid = paxId('uid', 108);
+    const gid = paxId('gid', 116);
     longName = longLink = pax = undefined;
 
     const mode = tarNumber(h.subarray(100, 108), 'mode') & 0o7777;
@@ -166,7 +176,7 @@ export function* tarEntries(buf: Uint8Array): Generator<TarEntry> {
       case '1': type = 'hardlink'; linkname = safeRelativePath(linkname); break;
       default: type = 'other';
     }
-    yield { path: safeRelativePath(name), type, mode, data: type === 'file' ? data : new Uint8Array(0), linkname };
+    yield { path: safeRelativePath(name), type, mode, uid, gid, data: type === 'file' ? data : new Uint8Array(0), linkname };
   }
 }
 
