@@ -1,0 +1,68 @@
+/**
+ * The balloon, end to end: a Debian guest touches most of its RAM, the host
+ * inflates the balloon through the API (`disco vm balloon`) and the VM's
+ * machine frames drop; deflating gives the guest its memory back, and frames
+ * are only taken again as the guest touches pages.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { VmInfo } from '../src/api/types.js';
+import { INIT_READY } from '../src/image/index.js';
+import { Guest } from './guest.js';
+import { runCli } from './support.js';
+
+const BOOT_MS = 300_000;
+const MiB_PAGES = 256;
+
+interface Stats extends VmInfo { balloon?: { amount_mib: number; actual_mib: number } }
+
+function stats(): Stats {
+  const r = runCli(['vm', 'stats', 'vb']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Stats;
+}
+
+async function until(what: string, ok: (s: Stats) => boolean, ms = 120_000): Promise<Stats> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = stats();
+    if (ok(s)) return s;
+    if (Date.now() > end) assert.fail(`${what}: ${JSON.stringify(s)}`);
+    await sleep(500);
+  }
+}
+
+test('balloon inflate returns machine frames to the pool; deflate gives the memory back', { timeout: 2 * BOOT_MS }, async () => {
+  process.env['DISCO_RUN_DIR'] = mkdtempSync(join(tmpdir(), 'disco-guest-balloon-'));
+  const g = new Guest(['--name', 'vb', '--memory', '256', '--device', 'balloon,free-page-reporting=off,stats=1',
+    '--append', 'console=ttyS0 rdinit=/init']);
+  try {
+    await g.waitFor(new RegExp(INIT_READY), BOOT_MS);
+    // Touch 160 MiB and free it again: the guest's free pages are now backed.
+    await g.run('dd if=/dev/zero of=/dev/null bs=140M count=1; echo =FILLED$((40+2))', /=FILLED42/, 120_000);
+    const full = stats().memory.frames_mapped;
+    assert.ok(full > 130 * MiB_PAGES, `frames after filling: ${full}`);
+
+    assert.equal(runCli(['vm', 'balloon', 'vb', '128']).code, 0);
+    const inflated = await until('balloon reaches 128 MiB', (s) => s.balloon?.actual_mib === 128);
+    assert.ok(full - inflated.memory.frames_mapped >= 100 * MiB_PAGES,
+      `inflating 128 MiB freed only ${(full - inflated.memory.frames_mapped) / MiB_PAGES} MiB of frames`);
+    await g.run('grep MemTotal /proc/meminfo', /MemTotal:\s+\d+ kB/);
+
+    assert.equal(runCli(['vm', 'balloon', 'vb', '0']).code, 0);
+    await until('balloon deflates', (s) => s.balloon?.actual_mib === 0);
+    await g.run('dd if=/dev/zero of=/dev/null bs=130M count=1; echo =REFILLED$((40+2))', /=REFILLED42/, 120_000);
+    const again = stats().memory.frames_mapped;
+    assert.ok(again - inflated.memory.frames_mapped >= 100 * MiB_PAGES, `frames after deflate and refill: ${again}`);
+
+    const bad = runCli(['vm', 'balloon', 'vb', '9999']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^disco: 'amount_mib' must be a whole number from 0 to 256\n$/);
+  } finally {
+    g.kill();
+  }
+});
