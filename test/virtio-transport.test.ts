@@ -203,10 +203,14 @@ test('driver features are frozen once FEATURES_OK is set', () => {
 // ------------------------------------------------------------------ status
 
 test('status: bits only in the initialization order, never cleared by the driver; DEVICE_NEEDS_RESET and reserved bits are not the driver\'s', () => {
+  // DRIVER straight after a reset implies ACKNOWLEDGE (U-Boot does that).
+  const u = rig();
+  u.drv.w(REG_STATUS, STATUS_DRIVER);
+  assert.equal(u.drv.status(), STATUS_ACKNOWLEDGE | STATUS_DRIVER, 'DRIVER after reset');
   const r = rig();
   const { drv } = r;
-  drv.w(REG_STATUS, STATUS_DRIVER);
-  assert.equal(drv.status(), 0, 'DRIVER before ACKNOWLEDGE');
+  drv.w(REG_STATUS, STATUS_DRIVER | STATUS_FEATURES_OK);
+  assert.equal(drv.status(), 0, 'DRIVER and FEATURES_OK at once, without ACKNOWLEDGE');
   drv.w(REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_FEATURES_OK);
   assert.equal(drv.status(), 0, 'FEATURES_OK before DRIVER');
   drv.w(REG_STATUS, STATUS_ACKNOWLEDGE | STATUS_DEVICE_NEEDS_RESET | 0x20 | 0x10 | 0x100);

@@ -262,6 +262,10 @@ export class VirtioMmioTransport<S = unknown> implements MmioDevice {
       return;
     }
     // The initialization sequence (3.1.1): ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK.
+    // DRIVER without ACKNOWLEDGE is taken as both: U-Boot resets the device
+    // between its bus probe (ACKNOWLEDGE) and its driver probe (DRIVER), and
+    // QEMU's devices accept that; nothing is lost by inferring the first step.
+    if (want === STATUS_DRIVER && had === 0) want |= STATUS_ACKNOWLEDGE;
     if ((want & STATUS_DRIVER) && !(want & STATUS_ACKNOWLEDGE)) return;
     if ((want & STATUS_FEATURES_OK) && !(want & STATUS_DRIVER)) return;
     if ((want & STATUS_DRIVER_OK) && !(want & STATUS_FEATURES_OK)) return;
