@@ -458,7 +458,7 @@ test('reset drops connections; save/restore round-trips and rejects malformed st
 });
 
 test('the factory: a bad socket path is a one-line MachineError before the guest runs; a good one listens', async () => {
-  const env = { vmName: 'f', pmap: null, consoleOutput: () => {}, log: () => {} } as unknown as VirtioEnv;
+  const env = { vmName: 'f', pmap: null, consoleOutput: () => {}, log: () => {}, starting: () => {} } as unknown as VirtioEnv;
   const mk = (socket: string, cid = 3): VirtioDevice => createVirtioDevice({ kind: 'vsock', cid, socket }, env);
   assert.throws(() => mk(join(dir, 'no-such-dir', 'x.vsock')), (e: unknown) => e instanceof MachineError && /does not exist/.test(e.message));
   const file = join(dir, 'plain-file');

@@ -533,7 +533,8 @@ export class VirtMachine {
    * which a guest userland turns into its shutdown. Returns whether the press was queued.
    */
   requestShutdown(): boolean {
-    if (!this.powerButton) return false;
+    // A guest with no driver for the button (firmware, an early kernel) cannot take the request.
+    if (!this.powerButton || !this.powerButton.driverReady()) return false;
     const queued = this.powerButton.press();
     this.kick();
     return queued;

@@ -105,6 +105,11 @@ export class VirtioInput implements VirtioDevice<VirtioInputState> {
     }
   }
 
+  /** The guest's driver has the device running (DRIVER_OK): events will be read. */
+  driverReady(): boolean {
+    return this.ctx?.live() ?? false;
+  }
+
   attach(ctx: VirtioDeviceContext): void {
     this.ctx = ctx;
   }
