@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
+import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
 import { Guest } from '../test/guest.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,7 +29,7 @@ const images = await fetchImages();
 const dir = join(root, 'build', 'bench');
 mkdirSync(dir, { recursive: true });
 const initrd = join(dir, 'initrd-virtio.gz');
-writeFileSync(initrd, await defaultInitramfs(images));
+writeFileSync(initrd, await defaultInitramfs(images, { modules: BASE_MODULES }));
 const runDir = mkdtempSync(join(tmpdir(), 'disco-bench-'));
 process.env['DISCO_RUN_DIR'] = runDir;
 const haveQemu = spawnSync('qemu-system-riscv64', ['--version']).status === 0;
@@ -44,10 +44,10 @@ function boot(sys: Sys, name: string, mem: number, append: string, disco: string
     '-kernel', images.kernel, '-initrd', initrd, '-append', `${INITRAMFS_CMDLINE} ${append}`, ...qemu], ['qemu-system-riscv64']);
 }
 
-/** Seconds busybox dd reports for its copy. */
+/** Wall seconds of a guest command, by busybox `time` inside the guest. */
 async function ddSeconds(g: Guest, cmd: string): Promise<number> {
-  const m = await g.run(`${cmd} 2>&1 | tail -1`, /copied, ([0-9.]+) seconds/, BOOT_MS);
-  return Number(m[1]);
+  const m = await g.run(`time sh -c '${cmd}' 2>&1 | grep real`, /real\s+(\d+)m\s*([0-9.]+)s/, BOOT_MS);
+  return Number(m[1]) * 60 + Number(m[2]);
 }
 
 async function blk(sys: Sys): Promise<{ write: number; read: number }> {
@@ -59,9 +59,11 @@ async function blk(sys: Sys): Promise<{ write: number; read: number }> {
     ['-drive', `file=${img},if=none,format=raw,id=d`, '-device', 'virtio-blk-device,drive=d']);
   try {
     await g.waitFor(ready, BOOT_MS);
+    await g.settle();
     await g.run('while [ ! -b /dev/vda ]; do sleep 1; done; echo disk-$((6*7))', /disk-42/, 60_000);
-    const w = await ddSeconds(g, 'dd if=/dev/zero of=/dev/vda bs=1M count=128 conv=fsync');
-    const r = await ddSeconds(g, 'echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=1M count=128');
+    const w = await ddSeconds(g, 'dd if=/dev/zero of=/dev/vda bs=1M count=128 conv=fsync 2>/dev/null');
+    await g.run('sync; echo 3 > /proc/sys/vm/drop_caches; echo dropped-$((6*7))', /dropped-42/);
+    const r = await ddSeconds(g, 'dd if=/dev/vda of=/dev/null bs=1M count=128 2>/dev/null');
     return { write: 128 / w, read: 128 / r };
   } finally {
     g.kill();
@@ -79,9 +81,10 @@ async function tcp(sys: Sys): Promise<number> {
   const b = boot(sys, `bench-nb-${sys}`, 256, 'disco.ip=10.0.3.2/24', net(2), net(2));
   try {
     await Promise.all([a.waitFor(ready, BOOT_MS), b.waitFor(ready, BOOT_MS)]);
+    await Promise.all([a.settle(), b.settle()]);
     await b.run('ping -c 1 10.0.3.1', /1 packets received/, 60_000);
     await a.run('nc -l -p 5001 > /dev/null & echo listening-$((6*7))', /listening-42/);
-    const s = await ddSeconds(b, 'dd if=/dev/zero bs=64k count=512 | nc -w 2 10.0.3.1 5001');
+    const s = await ddSeconds(b, 'dd if=/dev/zero bs=64k count=512 2>/dev/null | nc -w 1 10.0.3.1 5001');
     return 32 / s;
   } finally {
     a.kill();
@@ -130,6 +133,7 @@ async function balloon(sys: Sys): Promise<number> {
     ['-device', 'virtio-balloon-device', '-qmp', `unix:${qsock},server=on,wait=off`]);
   try {
     await g.waitFor(ready, BOOT_MS);
+    await g.settle();
     await g.run('while ! grep -q virtio_balloon /proc/modules; do sleep 1; done; echo balloon-$((6*7))', /balloon-42/, 60_000);
     await sleep(2000);
     const t0 = performance.now();

@@ -2,10 +2,12 @@
  * The balloon, end to end: a Debian guest touches most of its RAM, the host
  * inflates the balloon through the API (`disco vm balloon`) and the VM's
  * machine frames drop; deflating gives the guest its memory back, and frames
- * are only taken again as the guest touches pages.
+ * are only taken again as the guest touches pages. The same guest has a
+ * virtio console: hvc0, and a named port that the host reaches as a socket.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -37,11 +39,25 @@ async function until(what: string, ok: (s: Stats) => boolean, ms = 120_000): Pro
 }
 
 test('balloon inflate returns machine frames to the pool; deflate gives the memory back', { timeout: 2 * BOOT_MS }, async () => {
-  process.env['DISCO_RUN_DIR'] = mkdtempSync(join(tmpdir(), 'disco-guest-balloon-'));
+  const dir = mkdtempSync(join(tmpdir(), 'disco-guest-balloon-'));
+  process.env['DISCO_RUN_DIR'] = dir;
+  const port = join(dir, 'port.sock');
   const g = new Guest(['--name', 'vb', '--memory', '256', '--device', 'balloon,free-page-reporting=off,stats=1',
-    '--append', 'console=ttyS0 rdinit=/init']);
+    '--device', `console,port=org.disco.test:${port}`, '--append', 'console=ttyS0 rdinit=/init']);
   try {
     await g.waitFor(new RegExp(INIT_READY), BOOT_MS);
+    // The console device: hvc0 exists, the named port carries bytes to the host's socket.
+    await g.run('ls /sys/class/tty/ | grep hvc', /^hvc0\r?$/m);
+    await g.run('cat /sys/class/virtio-ports/*/name', /^org\.disco\.test\r?$/m);
+    const sock = connect(port);
+    let got = '';
+    sock.on('data', (d: Buffer) => { got += d.toString(); });
+    await new Promise((r) => sock.once('connect', r));
+    await g.run('for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.disco.test ] && echo port-$((6*7)) > /dev/${p##*/}; done; echo written-$((6*7))', /written-42/);
+    for (let i = 0; i < 100 && !got.includes('port-42'); i++) await sleep(100);
+    assert.equal(got, 'port-42\n');
+    sock.destroy();
+
     // Touch 160 MiB and free it again: the guest's free pages are now backed.
     await g.run('dd if=/dev/zero of=/dev/null bs=140M count=1; echo =FILLED$((40+2))', /=FILLED42/, 120_000);
     const full = stats().memory.frames_mapped;

@@ -49,6 +49,23 @@ export class Guest {
     return this.waitFor(expect, timeoutMs, from);
   }
 
+  /**
+   * Waits until the shell answers: the first line typed after the prompt can be
+   * taken as the reply to the line editor's cursor-position query (ESC [6n),
+   * so type a probe until it echoes back evaluated.
+   */
+  async settle(timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.run('echo settled-$((6*7))', /settled-42/, 3_000);
+        return;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+      }
+    }
+  }
+
   kill(): void {
     this.proc.kill('SIGKILL');
   }
