@@ -46,8 +46,9 @@ test('balloon inflate returns machine frames to the pool; deflate gives the memo
     '--device', `console,port=org.disco.test:${port}`, '--append', 'console=ttyS0 rdinit=/init']);
   try {
     await g.waitFor(new RegExp(INIT_READY), BOOT_MS);
+    await g.settle();
     // The console device: hvc0 exists, the named port carries bytes to the host's socket.
-    await g.run('ls /sys/class/tty/ | grep hvc', /^hvc0\r?$/m);
+    await g.run('ls /sys/class/tty/ | grep hvc', /^hvc0\r?$/m, 30_000);
     await g.run('cat /sys/class/virtio-ports/*/name', /^org\.disco\.test\r?$/m);
     const sock = connect(port);
     let got = '';

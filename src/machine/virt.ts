@@ -252,6 +252,8 @@ export class VirtMachine {
   /** The devices in virtio slots, for closing their back ends. */
   private readonly virtio: VirtioDevice[] = [];
   private readonly log: (line: string) => void;
+  /** The command line names hvc0 as the (last, hence primary) console. */
+  private readonly hvcConsole: boolean;
   /** Devices' host set-up still under way; run() waits for it. */
   private readonly starting: Promise<unknown>[] = [];
   private readonly hsm: number[];
@@ -263,6 +265,7 @@ export class VirtMachine {
   constructor(readonly cfg: VirtConfig) {
     if (!Number.isInteger(cfg.cpus) || cfg.cpus < 1 || cfg.cpus > MAX_CPUS) throw new MachineError(`cpus must be 1 to ${MAX_CPUS}`);
     this.log = cfg.log ?? ((line) => { process.stderr.write(`disco: ${line}\n`); });
+    this.hvcConsole = [...cfg.append.matchAll(/(?:^|\s)console=([^\s,]+)/g)].at(-1)?.[1] === 'hvc0';
     this.desc = describeVirt(cfg.memoryBytes, cfg.cpus, cfg.virtio);
     this.mem = MachineMemory.create(cfg.memoryBytes + 32 * 1024 * 1024);
     this.pmap = Pmap.create(this.mem, [
@@ -513,12 +516,14 @@ export class VirtMachine {
   }
 
   /**
-   * Host console input for the guest: to hvc0 (virtio-console port 0) once the
-   * guest has it open, since a guest on `console=hvc0` reads nothing from the
-   * UART; to the UART until then (firmware, early boot, or no virtio console).
+   * Host console input for the guest: to hvc0 (virtio-console port 0) when the
+   * kernel's console is hvc0 (the last `console=` of the command line, as
+   * Linux picks /dev/console) and the guest has the port open; to the UART
+   * otherwise (firmware, early boot, a console on ttyS0). Both outputs reach
+   * the terminal, so only the input needs a choice.
    */
   input(bytes: Uint8Array): void {
-    if (this.console?.consoleOpen()) this.console.input(bytes);
+    if (this.hvcConsole && this.console?.consoleOpen()) this.console.input(bytes);
     else this.uart.receive(bytes);
     this.kick();
   }
