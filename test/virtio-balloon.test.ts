@@ -16,7 +16,7 @@ import { pmapGuestMemory } from '../src/devices/virtio/pmap-memory.js';
 import { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.js';
 import { MachineMemory, PAGE_SIZE } from '../src/memory/machine-memory.js';
 import { Pmap } from '../src/memory/pmap.js';
-import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type DriverRam } from './virtio-driver.js';
+import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type DriverRam, rawDesc } from './virtio-driver.js';
 
 const BASE = 0x8000_0000;
 const RAM = 4 << 20;
@@ -263,16 +263,6 @@ test('save/restore keeps target, actual, the held buffer and statistics; malform
     assert.throws(() => dev2.restore(bad as unknown as VirtioBalloonState), RangeError, JSON.stringify(bad));
   }
 });
-
-function rawDesc(ram: FakeRam, table: number, i: number, addr: bigint, len: number, flags: number, next: number): void {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt.asUintN(64, addr), true);
-  v.setUint32(8, len >>> 0, true);
-  v.setUint16(12, flags, true);
-  v.setUint16(14, next, true);
-  ram.set(table + 16 * i, b);
-}
 
 test('fuzz: malformed chains and random contents on every queue never throw and never leave RAM (seed 0xba11)', () => {
   const R = rng(0xba11);

@@ -18,7 +18,7 @@ import {
 } from '../src/devices/virtio/console.js';
 import { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.js';
 import { MachineError } from '../src/machine/errors.js';
-import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue } from './virtio-driver.js';
+import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, rawDesc } from './virtio-driver.js';
 
 const BASE = 0x8000_0000;
 const PAGE = 4096;
@@ -349,16 +349,6 @@ test('save/restore keeps the handshake, open ports and waiting bytes; malformed 
   }
   await dev2.close();
 });
-
-function rawDesc(ram: FakeRam, table: number, i: number, addr: bigint, len: number, flags: number, next: number): void {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt.asUintN(64, addr), true);
-  v.setUint32(8, len >>> 0, true);
-  v.setUint16(12, flags, true);
-  v.setUint16(14, next, true);
-  ram.set(table + 16 * i, b);
-}
 
 test('fuzz: malformed chains and random control messages never throw and never leave RAM (seed 0xc0de)', async () => {
   const R = rng(0xc0de);

@@ -318,3 +318,14 @@ export const rng = prng;
 export const u16 = (ram: DriverRam, gpa: number): number => { const b = ram.get(gpa, 2); return b[0]! | (b[1]! << 8); };
 export const u32 = (ram: DriverRam, gpa: number): number => new DataView(ram.get(gpa, 4).buffer).getUint32(0, true);
 export const setU16 = (ram: DriverRam, gpa: number, v: number): void => ram.set(gpa, Uint8Array.of(v & 0xff, (v >> 8) & 0xff));
+
+/** Writes descriptor `i` of the table at `table` directly, any values at all (for malformed-chain tests). */
+export function rawDesc(ram: DriverRam, table: number, i: number, addr: bigint, len: number, flags: number, next: number): void {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(0, BigInt.asUintN(64, addr), true);
+  v.setUint32(8, len >>> 0, true);
+  v.setUint16(12, flags, true);
+  v.setUint16(14, next, true);
+  ram.set(table + 16 * i, b);
+}

@@ -8,7 +8,7 @@ import {
 } from '../src/devices/virtio/constants.js';
 import { RNG_MAX_REQUEST, VirtioRng, type VirtioRngState } from '../src/devices/virtio/rng.js';
 import { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.js';
-import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type UsedElem } from './virtio-driver.js';
+import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type UsedElem, rawDesc } from './virtio-driver.js';
 
 const BASE = 0x8000_0000;
 const MiB = 1 << 20;
@@ -155,16 +155,6 @@ test('close() drops answers in flight and takes no more requests', async () => {
   await new Promise((res) => setTimeout(res, 20));
   assert.deepEqual(q!.reap(), []);
 });
-
-function rawDesc(ram: FakeRam, table: number, i: number, addr: bigint, len: number, flags: number, next: number): void {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt.asUintN(64, addr), true);
-  v.setUint32(8, len >>> 0, true);
-  v.setUint16(12, flags, true);
-  v.setUint16(14, next, true);
-  ram.set(table + 16 * i, b);
-}
 
 test('fuzz: malformed chains never throw and never leave RAM (seed 0x4e6)', async () => {
   const R = rng(0x4e6);

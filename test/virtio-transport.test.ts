@@ -19,7 +19,7 @@ import type { DescriptorChain } from '../src/devices/virtio/queue.js';
 import { VirtioMmioTransport } from '../src/devices/virtio/transport-mmio.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { Pmap } from '../src/memory/pmap.js';
-import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type DriverRam } from './virtio-driver.js';
+import { ALL_RING_FEATURES, Driver, FakeRam, rng, type DriverQueue, type DriverRam, rawDesc } from './virtio-driver.js';
 
 const BASE = 0x8000_0000;
 const MiB = 1024 * 1024;
@@ -659,16 +659,6 @@ test('zero-length descriptors are accepted wherever they point and contribute no
   assert.deepEqual(r.dev.got[0]!.writable, [{ addr: a, len: 16 }]);
   assert.deepEqual(r.ram.violations, []);
 });
-
-function rawDesc(ram: FakeRam, table: number, i: number, addr: bigint, len: number, flags: number, next: number): void {
-  const b = new Uint8Array(16);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(0, BigInt.asUintN(64, addr), true);
-  v.setUint32(8, len >>> 0, true);
-  v.setUint16(12, flags, true);
-  v.setUint16(14, next, true);
-  ram.set(table + 16 * i, b);
-}
 
 test('memory order: the device reads the available idx, then the ring entry, then the descriptors; it writes the used element before the used idx', () => {
   const r = rig();

@@ -16,7 +16,7 @@ import { MachineError } from '../../machine/errors.js';
 import type { VirtioDeviceSpec } from '../../machine/virtio-spec.js';
 import { openDisk, type DiskBackend } from '../backends/disk.js';
 import { DEVICE_ID_BLOCK, feature } from './constants.js';
-import type { ConfigAccessSize, VirtioDevice, VirtioDeviceContext } from './device.js';
+import { type ConfigAccessSize, type VirtioDevice, type VirtioDeviceContext, readConfigBytes } from './device.js';
 import type { DescriptorChain, DescriptorSegment, Virtqueue } from './queue.js';
 
 // Feature bits (5.2.3).
@@ -163,9 +163,7 @@ export class VirtioBlock implements VirtioDevice<VirtioBlockState> {
   // ---------------------------------------------------------------- configuration space (5.2.4)
 
   readConfig(offset: number, size: ConfigAccessSize): number {
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + (this.config[offset + i] ?? 0);
-    return v;
+    return readConfigBytes(this.config, offset, size);
   }
 
   writeConfig(): void {

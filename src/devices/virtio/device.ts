@@ -60,3 +60,10 @@ export interface VirtioDevice<S = unknown> {
    */
   close?(): Promise<void>;
 }
+
+/** A little-endian config-space read from a device's configuration bytes (bytes past the end read as 0). */
+export function readConfigBytes(config: Uint8Array, offset: number, size: ConfigAccessSize): number {
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + (config[offset + i] ?? 0);
+  return v;
+}

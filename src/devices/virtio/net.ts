@@ -25,7 +25,7 @@
  */
 import type { NetBackend } from '../backends/net.js';
 import { DEVICE_ID_NET, feature } from './constants.js';
-import type { ConfigAccessSize, VirtioDevice, VirtioDeviceContext } from './device.js';
+import { type ConfigAccessSize, type VirtioDevice, type VirtioDeviceContext, readConfigBytes } from './device.js';
 import type { DescriptorChain, DescriptorSegment } from './queue.js';
 
 // Feature bits (5.1.3).
@@ -117,9 +117,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   // ---------------------------------------------------------------- configuration space (5.1.4)
 
   readConfig(offset: number, size: ConfigAccessSize): number {
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + (this.config[offset + i] ?? 0);
-    return v;
+    return readConfigBytes(this.config, offset, size);
   }
 
   writeConfig(): void {
