@@ -3,6 +3,7 @@
  * The `disco` command line. Errors are one line on stderr and a non-zero exit;
  * DISCO_DEBUG=1 adds the stack for developers.
  */
+import { isJitMode, type JitMode } from '../jit/index.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ClockMode } from '../cpu/clock.js';
@@ -48,6 +49,8 @@ options of run (shaped like QEMU's):
   --cpus N                harts, 1 to ${MAX_CPUS} (default 1)
   --no-reboot             a guest reboot ends the run instead of restarting the guest
   --clock host|instructions  what mtime follows (default host; instructions makes runs reproducible)
+  --jit off|on|eager      binary translation of hot guest code to WebAssembly (default on, or $DISCO_JIT);
+                          eager translates code the first time it runs (for testing)
   --max-instructions N    bare-metal runs: stop a runaway guest after N instructions per hart (exit 2)
   --name NAME             the VM's name (stable MAC addresses, socket paths; default disco-PID)
   --drive file=PATH[,readonly=on][,overlay=PATH][,serial=S]
@@ -92,6 +95,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       memory: { type: 'string' },
       'max-instructions': { type: 'string' },
       clock: { type: 'string' },
+      jit: { type: 'string' },
       'no-reboot': { type: 'boolean' },
       name: { type: 'string' },
       drive: { type: 'string', multiple: true },
@@ -110,13 +114,16 @@ async function cmdRun(argv: string[]): Promise<number> {
   const clock = values.clock ?? 'host';
   if (clock !== 'host' && clock !== 'instructions') throw new UsageError(`--clock must be host or instructions, got '${clock}'`);
   const cpus = intOption(values.cpus, 'cpus', 1, MAX_CPUS, 1);
+  const jitArg = values.jit ?? process.env['DISCO_JIT'] ?? 'on';
+  if (!isJitMode(jitArg)) throw new UsageError(`--jit must be off, on or eager, got '${jitArg}'`);
+  const jit: JitMode = jitArg;
   const bios = values.bios !== undefined && values.bios !== 'none' ? readInput(values.bios, 'firmware') : null;
   // A malformed firmware ELF is refused before anything else happens.
   const biosElf = bios && isElf(bios) ? parseElf(bios) : null;
   if (bios && biosElf && values.kernel === undefined && biosElf.symbols.has('tohost')) {
     const memMiB = intOption(values.memory, 'memory', 128, 2048, 128);
     const maxInstructions = intOption(values['max-instructions'], 'max-instructions', 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-    return runHtif(bios, { ramBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, maxInstructions });
+    return runHtif(bios, { ramBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, maxInstructions, jit });
   }
   if (bios && !isElf(bios)) throw new UsageError(`${values.bios}: not an ELF file`);
   if (values['max-instructions'] !== undefined) throw new UsageError('--max-instructions applies to bare-metal --bios ELF runs only');
@@ -146,7 +153,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const cfg: VirtConfig = {
     memoryBytes: memMiB * 1024 * 1024, cpus, clock: clock as ClockMode, boot, kernel, initrd, append,
     output: (b) => { process.stdout.write(b); },
-    name, virtio,
+    name, virtio, jit,
   };
   return runVirt(cfg, values['no-reboot'] === true);
 }

@@ -82,6 +82,19 @@ export interface HartState {
   readonly block: Uint8Array;
 }
 
+/**
+ * A translator attached to a hart (src/jit): `run()` hands it the budget and it
+ * returns the exit, using the interpreter for cold code and the `jit*` port below.
+ */
+export interface HartAccelerator {
+  run(budget: number): Exit;
+}
+
+/** interpret() flags. */
+export const INTERPRET_STOP_AT_JUMP = 1;
+/** Skip the interrupt check before the first instruction (the caller did it). */
+export const INTERPRET_NO_IRQ = 2;
+
 export class Hart {
   readonly hartId: number;
   readonly mem: MachineMemory;
@@ -345,6 +358,24 @@ export class Hart {
   run(budget: number): Exit {
     if (this.pendingLoad) throw new Error('run() called with an MMIO load not completed');
     this.pendingStoreLen = 0;
+    if (this.accel !== null) return this.accel.run(budget);
+    return this.interpret(budget, 0);
+  }
+
+  private accel: HartAccelerator | null = null;
+
+  /** Attaches (or, with null, detaches) a translator; run() then goes through it. */
+  attachAccelerator(a: HartAccelerator | null): void {
+    this.accel = a;
+  }
+
+  /**
+   * The interpreter: runs at most `budget` instructions. With INTERPRET_STOP_AT_JUMP it also
+   * stops after the first jump or taken branch (the translator counts block entries that way).
+   */
+  interpret(budget: number, flags: number): Exit {
+    const stopAtJump = (flags & INTERPRET_STOP_AT_JUMP) !== 0;
+    let checkIrq = (flags & INTERPRET_NO_IRQ) === 0;
     const R = this.i32;
     const U16 = this.u16;
     const T = this.i32; // TLB words live in the same memory
@@ -372,10 +403,11 @@ export class Hart {
         this.pmapGeneration = gen;
         this.flushTlb();
       }
-      if (this.takePendingInterrupt()) {
+      if (checkIrq && this.takePendingInterrupt()) {
         pcLo = R[xw + 2 * SLOT.PC]!;
         pcHi = R[xw + 2 * SLOT.PC + 1]!;
       }
+      checkIrq = true;
       let limit = Math.min(budget, n + SLICE);
       let len = 4;
       /** The first 16 bits fetched: the tval of an illegal compressed instruction. */
@@ -621,6 +653,7 @@ export class Hart {
               pcHi = (pcHi + (imm >> 31) + (t > 0xffffffff ? 1 : 0)) | 0;
               pcLo = t | 0;
               R[xw] = 0; R[xw + 1] = 0;
+              if (stopAtJump) budget = limit = n;
               continue;
             }
             case 0x67: { // JALR
@@ -632,6 +665,7 @@ export class Hart {
               R[xd] = s | 0; R[xd + 1] = (pcHi + (s > 0xffffffff ? 1 : 0)) | 0;
               pcLo = t & ~1; pcHi = thi;
               R[xw] = 0; R[xw + 1] = 0;
+              if (stopAtJump) budget = limit = n;
               continue;
             }
             case 0x63: { // BRANCH
@@ -652,6 +686,7 @@ export class Hart {
                 const t = (pcLo >>> 0) + (imm >>> 0);
                 pcHi = (pcHi + (imm >> 31) + (t > 0xffffffff ? 1 : 0)) | 0;
                 pcLo = t | 0;
+                if (stopAtJump) budget = limit = n;
                 continue;
               }
               break;
@@ -688,6 +723,7 @@ export class Hart {
               }
               // CSR writes may have enabled an interrupt or changed translation: end the slice.
               limit = n;
+              this.boundaryDue = true;
               continue;
             }
             case 0x2f: // AMO
@@ -746,6 +782,178 @@ export class Hart {
     return result;
   }
   private pendingLen = 4;
+
+  // ---------------------------------------------------------------- the translator's port (src/jit)
+
+  /** Set when a SYSTEM instruction ran: the translator must pass a slice boundary before going on. */
+  boundaryDue = false;
+  /** Instructions the translator's load/store helpers attempted that did not retire. */
+  jitNonRetired = 0;
+  /** A store (or DMA) hit a page holding translated code; the pmap has told the translators. */
+  private codeHit = false;
+
+  /** The slice boundary of the run loop: pmap changes, then pending interrupts. */
+  boundary(): void {
+    this.boundaryDue = false;
+    const gen = this.pmap.generation();
+    if (gen !== this.pmapGeneration) {
+      this.pmapGeneration = gen;
+      this.flushTlb();
+    }
+    this.takePendingInterrupt();
+  }
+
+  /** Accounts instructions the translated code ran (retired ones go to minstret, mcycle and the clock). */
+  creditRetired(retired: number, attempts: number): void {
+    this.unretired += retired;
+    this.steps += attempts;
+  }
+
+  /** The exit a helper left for the dispatcher, if any. */
+  takePendingExit(): Exit | null {
+    const e = this.pendingExit;
+    this.pendingExit = null;
+    return e;
+  }
+
+  /** Adds the retired instructions to the counters (before run() returns). */
+  settleRetired(): void {
+    this.flushRetired();
+  }
+
+  /**
+   * Slow path of a translated integer load; op = funct3 | rd << 3 | length << 8.
+   * 0: done, the extended value is in the JIT_SCRATCH slot. 2: not done, pc is set
+   * (a trap was taken, or an exit is pending for the dispatcher).
+   */
+  jitLoad(lo: number, hi: number, op: number, pcLo: number, pcHi: number): number {
+    const f3 = op & 7;
+    const len = op >>> 8;
+    const sc = this.xw + 2 * SLOT.JIT_SCRATCH;
+    const R = this.i32;
+    try {
+      const size = 1 << (f3 & 3);
+      const a = this.loadSlow(lo, hi, size, { file: 'x', reg: (op >>> 3) & 31, signed: f3 < 4 }, len);
+      let vlo: number, vhi: number;
+      if (a < 0) {
+        vlo = this.scratchLo;
+        vhi = this.scratchHi;
+      } else {
+        vlo = size === 1 ? this.u8[a]! : size === 2 ? this.u16[a >>> 1]! : R[a >>> 2]!;
+        vhi = size === 8 ? R[(a >>> 2) + 1]! : 0;
+      }
+      switch (f3) {
+        case 0: vlo = (vlo << 24) >> 24; vhi = vlo >> 31; break;
+        case 1: vlo = (vlo << 16) >> 16; vhi = vlo >> 31; break;
+        case 2: vhi = vlo >> 31; break;
+        case 4: vlo &= 0xff; vhi = 0; break;
+        case 5: vlo &= 0xffff; vhi = 0; break;
+        case 6: vhi = 0; break;
+        default: break;
+      }
+      R[sc] = vlo;
+      R[sc + 1] = vhi;
+      return 0;
+    } catch (e) {
+      return this.jitFault(e, pcLo, pcHi, len);
+    }
+  }
+
+  /**
+   * Slow path of a translated integer store; op = funct3 | length << 8.
+   * 0: done. 1: done, and it wrote to a page holding translated code (leave the region).
+   * 2: not done or an exit is pending; pc is set.
+   */
+  jitStore(lo: number, hi: number, vlo: number, vhi: number, op: number, pcLo: number, pcHi: number): number {
+    const len = op >>> 8;
+    this.codeHit = false;
+    try {
+      this.storeSlow(lo, hi, 1 << (op & 3), vlo, vhi, len);
+    } catch (e) {
+      return this.jitFault(e, pcLo, pcHi, len);
+    }
+    return this.codeHit ? 1 : 0;
+  }
+
+  /**
+   * Interprets the one instruction at pc (one the translator does not translate).
+   * 0: it fell through to pc + len; 1: it did anything else (jumped, trapped, wrote
+   * translated code, needs a slice boundary, or left an exit for the dispatcher).
+   */
+  jitStep(pcLo: number, pcHi: number, len: number): number {
+    const R = this.i32;
+    const p = this.xw + 2 * SLOT.PC;
+    R[p] = pcLo;
+    R[p + 1] = pcHi;
+    this.codeHit = false;
+    this.pendingStoreLen = 0;
+    const exit = this.interpret(1, INTERPRET_NO_IRQ);
+    if (exit.kind !== 'budget') {
+      this.pendingExit = exit;
+      return 1;
+    }
+    if (this.codeHit || this.boundaryDue) return 1;
+    const s = (pcLo >>> 0) + len;
+    return R[p] === (s | 0) && R[p + 1] === ((pcHi + (s > 0xffffffff ? 1 : 0)) | 0) ? 0 : 1;
+  }
+
+  /**
+   * Caches the fetch translation of pc in the soft TLB (data accesses to a page with
+   * the same index evict it). False if fetching there would fault: the interpreter
+   * then raises the fault.
+   */
+  jitFetchProbe(pcLo: number, pcHi: number): boolean {
+    try {
+      const a = this.translate(pcLo, pcHi, ACC_EXEC, 2);
+      return a >= 0 && this.accessTlbFill;
+    } catch (e) {
+      if (e === TRAP || e === EXIT) {
+        this.pendingExit = null;
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  /** A helper's trap or exit, as the run loop's catch handles them. */
+  private jitFault(e: unknown, pcLo: number, pcHi: number, len: number): number {
+    const R = this.i32;
+    const p = this.xw + 2 * SLOT.PC;
+    R[p] = pcLo;
+    R[p + 1] = pcHi;
+    if (e === TRAP) {
+      this.jitNonRetired++;
+      if (this.machineTrapExit && !this.delegated(this.trapCause, false)) {
+        this.pendingExit = { kind: 'trap', cause: this.trapCause, tval: this.trapTval, epc: vaddr(pcLo, pcHi) };
+        return 2;
+      }
+      this.takeTrap(this.trapCause, false, this.trapTval, vaddr(pcLo, pcHi));
+      return 2;
+    }
+    if (e === EXIT) {
+      const ex = this.pendingExit!;
+      if ((ex.kind === 'mmio' && ex.write) || ex.kind === 'htif') {
+        const s = (pcLo >>> 0) + len;
+        R[p] = s | 0;
+        R[p + 1] = (pcHi + (s > 0xffffffff ? 1 : 0)) | 0;
+        if (ex.kind === 'mmio') this.pendingStoreLen = len;
+      } else {
+        this.jitNonRetired++;
+      }
+      return 2;
+    }
+    throw e;
+  }
+
+  /** Stops stores through this hart's soft TLB to the machine page at `frameAddr` (it now holds translated code). */
+  dropWriteTags(frameAddr: number): void {
+    const T = this.i32;
+    const fa = frameAddr | 0;
+    const end = this.tw + TLB_CONTEXTS * TLB_CTX_WORDS;
+    for (let e = this.tw; e < end; e += TLB_ENTRY_WORDS) {
+      if (T[e + TLB_MADDR] === fa) T[e + TLB_TAG_WRITE] = TLB_INVALID;
+    }
+  }
 
   // ---------------------------------------------------------------- helpers of the interpreter
 
@@ -1453,6 +1661,9 @@ export class Hart {
     if (priv === PRIV_M && (ms & MSTATUS.MPRV)) dp = (ms >>> MSTATUS.MPP_SHIFT) & 3;
     this.dataCtx = ctx(dp) * TLB_CTX_WORDS;
     this.dataPriv = dp;
+    const R = this.i32;
+    R[this.xw + 2 * SLOT.JIT_FETCH_TLB] = this.tlbOffset + this.fetchCtx * 4;
+    R[this.xw + 2 * SLOT.JIT_DATA_TLB] = this.tlbOffset + this.dataCtx * 4;
     this.fetchTagLo = TLB_INVALID;
   }
   private dataPriv = PRIV_M;
@@ -1574,6 +1785,11 @@ export class Hart {
         this.exitWith({ kind: 'readonly', gpa });
       }
       this.watchHit = (ent & PM_WATCH) ? gpa : -1;
+      if (ent & PM_CODE) {
+        // Translated code is dropped before the store lands; the translator leaves the region.
+        this.pmap.codeWritten(idx);
+        this.codeHit = true;
+      }
     }
     this.accessTlbFill = cacheable;
     if (cacheable) {

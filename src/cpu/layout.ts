@@ -53,6 +53,14 @@ export const SLOT = {
   /** Low word: wake-up counter for a hart sleeping in WFI (Atomics.wait/notify). */
   WAKE: 115,
   VERSION: 116,
+  /**
+   * Derived, not architectural (recomputed from priv, mstatus and satp): byte
+   * addresses of the soft-TLB tables translated code uses for fetch and data.
+   */
+  JIT_FETCH_TLB: 117,
+  JIT_DATA_TLB: 118,
+  /** Scratch for the translator's slow-path helpers (a loaded value). */
+  JIT_SCRATCH: 119,
 } as const;
 
 export const HART_SLOTS = 128;

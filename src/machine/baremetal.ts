@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { Clock, type ClockMode, type ClockShared } from '../cpu/clock.js';
 import { Hart } from '../cpu/hart.js';
+import { accelerate, defaultJitMode, type JitMode } from '../jit/index.js';
 import { HartIrqPort } from '../cpu/irq-port.js';
 import { Clint } from '../devices/clint.js';
 import { MachineMemory, type MachineMemoryShared } from '../memory/machine-memory.js';
@@ -24,6 +25,8 @@ export interface BareMetalConfig {
   readonly cpus: number;
   readonly clock: ClockMode;
   readonly maxInstructions: number;
+  /** Binary translation (default: DISCO_JIT, else on). */
+  readonly jit?: JitMode;
 }
 
 /** What a worker needs to attach to the machine. */
@@ -37,6 +40,7 @@ export interface HartWorkerData {
   readonly tohost: number;
   readonly maxInstructions: number;
   readonly stop: SharedArrayBuffer;
+  readonly jit: JitMode;
 }
 
 /** Devices of the bare-metal machine, as seen from any thread. */
@@ -78,6 +82,7 @@ export function createBareMetal(image: Uint8Array, cfg: Omit<BareMetalConfig, 'm
   const harts: Hart[] = [];
   for (let id = 0; id < cfg.cpus; id++) {
     const h = new Hart({ mem, pmap, clock, hartId: id, tohost });
+    if (cfg.cpus === 1) accelerate(h, cfg.jit ?? defaultJitMode());
     h.reset(BigInt(elf.entry));
     h.setX(10, BigInt(id));
     harts.push(h);
@@ -110,7 +115,7 @@ function runOnWorkers(mem: MachineMemory, pmap: Pmap, clock: Clock, harts: reado
       const data: HartWorkerData = {
         mem: mem.share(), pmap: pmap.share(), clock: clock.shared,
         blocks: harts.map((x) => x.blockOffset), tlbs: harts.map((x) => x.tlbOffset),
-        index, tohost, maxInstructions: cfg.maxInstructions, stop,
+        index, tohost, maxInstructions: cfg.maxInstructions, stop, jit: cfg.jit ?? defaultJitMode(),
       };
       const w = new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
       workers.push(w);

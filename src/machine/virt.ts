@@ -5,6 +5,7 @@
  * One machine description (`describeVirt`) feeds both the device models on the
  * MMIO bus and the flattened device tree handed to the guest.
  */
+import { accelerate, defaultJitMode, type Jit, type JitMode } from '../jit/index.js';
 import { Clock, MTIME_HZ, type ClockMode } from '../cpu/clock.js';
 import { CAUSE, MENVCFG_STCE, MIP_SSIP, PRIV_S } from '../cpu/csr-numbers.js';
 import { Hart } from '../cpu/hart.js';
@@ -219,6 +220,8 @@ export interface VirtConfig {
   readonly virtio: readonly VirtioDeviceSpec[];
   /** Diagnostic lines for the host (device errors); default: stderr. */
   readonly log?: (line: string) => void;
+  /** Binary translation (default: DISCO_JIT, else on). */
+  readonly jit?: JitMode;
 }
 
 export type VirtOutcome =
@@ -242,6 +245,8 @@ export class VirtMachine {
   readonly pmap: Pmap;
   readonly clock: Clock;
   readonly harts: Hart[] = [];
+  /** The harts' translators (none with --jit off). */
+  readonly jits: Jit[] = [];
   readonly bus = new MmioBus();
   readonly uart: Uart16550;
   readonly plic: Plic;
@@ -279,6 +284,11 @@ export class VirtMachine {
         mem: this.mem, pmap: this.pmap, clock: this.clock, hartId: h,
         ecallExitMask: sbi ? 1 << PRIV_S : 0, machineTrapExit: sbi,
       }));
+    }
+    const jitMode = cfg.jit ?? defaultJitMode();
+    for (const h of this.harts) {
+      const j = accelerate(h, jitMode);
+      if (j) this.jits.push(j);
     }
     this.hsm = this.harts.map(() => HSM_STOPPED);
     this.idle = this.harts.map(() => false);

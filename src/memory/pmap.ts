@@ -35,12 +35,17 @@ export interface PmapShared {
   readonly regions: readonly PmapRegion[];
   readonly entries: SharedArrayBuffer;
   readonly control: SharedArrayBuffer;
+  /** Ring of machine pages whose translated code was written (CODE_LOG_ENTRIES words). */
+  readonly codeLog: SharedArrayBuffer;
   readonly limitFrames: number;
 }
+
+export const CODE_LOG_ENTRIES = 1024;
 
 const CTL_MAPPED = 0; // frames this VM holds
 const CTL_GENERATION = 1; // bumped when a mapping is removed or weakened: harts flush their TLBs
 const CTL_TOUCHED = 2; // guest pages ever touched
+const CTL_CODE_GEN = 3; // entries ever appended to the code log
 const CTL_WORDS = 4;
 
 export interface RegionSpec {
@@ -50,11 +55,22 @@ export interface RegionSpec {
   readonly size: number;
 }
 
+/**
+ * Translators of this VM's harts hear about pages holding translated code:
+ * 'mark' when a page starts to (stores through soft TLBs must stop),
+ * 'write' when something writes it or its frame goes away (drop the translations).
+ * Listeners run on the thread that calls; today every hart of a VM shares it.
+ */
+export type CodeEvent = 'mark' | 'write';
+export type CodeListener = (event: CodeEvent, frameAddr: number) => void;
+
 export class Pmap {
   readonly regions: readonly PmapRegion[];
+  private readonly codeListeners: CodeListener[] = [];
   readonly entries: Int32Array;
   readonly limitFrames: number;
   private readonly ctl: Int32Array;
+  private readonly codeLog: Int32Array;
   private readonly shared: PmapShared;
 
   private constructor(readonly mem: MachineMemory, shared: PmapShared) {
@@ -62,6 +78,7 @@ export class Pmap {
     this.regions = shared.regions;
     this.entries = new Int32Array(shared.entries);
     this.ctl = new Int32Array(shared.control);
+    this.codeLog = new Int32Array(shared.codeLog);
     this.limitFrames = shared.limitFrames;
   }
 
@@ -85,6 +102,7 @@ export class Pmap {
       regions,
       entries: new SharedArrayBuffer(first * 4),
       control: new SharedArrayBuffer(CTL_WORDS * 4),
+      codeLog: new SharedArrayBuffer(CODE_LOG_ENTRIES * 4),
       limitFrames,
     };
     return new Pmap(mem, shared);
@@ -189,12 +207,54 @@ export class Pmap {
     for (;;) {
       const e = Atomics.load(this.entries, i);
       if (e === 0 || (e & PM_WATCH)) return false;
+      if (e & PM_CODE) {
+        this.codeWritten(i);
+        continue;
+      }
       // Exchange only if nobody changed the entry meanwhile (a hart backing or re-flagging it).
       if (Atomics.compareExchange(this.entries, i, e, 0) !== e) continue;
       this.bumpGeneration();
       this.mem.freeFrame(e >>> PM_FRAME_SHIFT);
       Atomics.sub(this.ctl, CTL_MAPPED, 1);
       return true;
+    }
+  }
+
+  onCode(listener: CodeListener): () => void {
+    this.codeListeners.push(listener);
+    return () => {
+      const i = this.codeListeners.indexOf(listener);
+      if (i >= 0) this.codeListeners.splice(i, 1);
+    };
+  }
+
+  /** Page `index` now holds translated code: later writes must call codeWritten(). */
+  markCode(index: number): void {
+    for (;;) {
+      const e = Atomics.load(this.entries, index);
+      if (e === 0 || (e & PM_CODE)) return;
+      if (Atomics.compareExchange(this.entries, index, e, e | PM_CODE) === e) {
+        const frameAddr = (e >>> PM_FRAME_SHIFT) * PAGE_SIZE;
+        for (const l of this.codeListeners) l('mark', frameAddr);
+        return;
+      }
+    }
+  }
+
+  /** Something is about to write page `index`: if it holds translated code, the translators drop it. */
+  codeWritten(index: number): void {
+    for (;;) {
+      const e = Atomics.load(this.entries, index);
+      if ((e & PM_CODE) === 0) return;
+      if (Atomics.compareExchange(this.entries, index, e, e & ~PM_CODE) === e) {
+        const frameAddr = (e >>> PM_FRAME_SHIFT) * PAGE_SIZE;
+        // Translators on other threads read the log at their slice boundaries.
+        const g = Atomics.load(this.ctl, CTL_CODE_GEN);
+        Atomics.store(this.codeLog, g % CODE_LOG_ENTRIES, frameAddr | 0);
+        Atomics.add(this.ctl, CTL_CODE_GEN, 1);
+        for (const l of this.codeListeners) l('write', frameAddr);
+        return;
+      }
     }
   }
 
@@ -205,6 +265,7 @@ export class Pmap {
       const addr = gpa + done;
       const ma = this.machineAddress(addr);
       if (ma < 0) throw new RangeError(`guest-physical 0x${addr.toString(16)} is not RAM`);
+      this.codeWritten(this.indexOf(addr));
       const n = Math.min(data.length - done, PAGE_SIZE - (addr % PAGE_SIZE));
       this.mem.u8.set(data.subarray(done, done + n), ma);
       done += n;
@@ -224,6 +285,16 @@ export class Pmap {
       done += n;
     }
     return out;
+  }
+
+  /** Entries ever appended to the code log (see codeLogEntry). */
+  codeGeneration(): number {
+    return Atomics.load(this.ctl, CTL_CODE_GEN);
+  }
+
+  /** The machine page of code-log entry `n` (valid while codeGeneration() - n <= CODE_LOG_ENTRIES). */
+  codeLogEntry(n: number): number {
+    return Atomics.load(this.codeLog, n % CODE_LOG_ENTRIES) >>> 0;
   }
 
   generation(): number {

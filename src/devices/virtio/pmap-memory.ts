@@ -5,7 +5,7 @@
  * indices are published and observed whole and in order with the harts'
  * accesses on other threads.
  */
-import { PAGE_SIZE, PM_FRAME_SHIFT, PM_WRITE, type Pmap } from '../../memory/pmap.js';
+import { PAGE_SIZE, PM_CODE, PM_FRAME_SHIFT, PM_WRITE, type Pmap } from '../../memory/pmap.js';
 import type { GuestMemory } from './memory.js';
 
 export function pmapGuestMemory(pmap: Pmap): GuestMemory {
@@ -26,6 +26,8 @@ export function pmapGuestMemory(pmap: Pmap): GuestMemory {
     if (e === 0) return -1;
     // A page held read-only (copy-on-write sharing, later) must be broken by the pmap first.
     if (write && !(e & PM_WRITE)) return -1;
+    // DMA into a page holding translated code drops the translations first.
+    if (write && (e & PM_CODE)) pmap.codeWritten(i);
     return (e >>> PM_FRAME_SHIFT) * PAGE_SIZE + (gpa % PAGE_SIZE);
   };
 

@@ -1,0 +1,770 @@
+/**
+ * The translator: one region of guest code (basic blocks within one guest page,
+ * following its branches) becomes one WebAssembly function.
+ *
+ * The contract with the dispatcher (engine.ts):
+ * - The function takes the instruction budget left and returns what is left.
+ *   Every basic block checks the budget on entry and takes its length from it,
+ *   so a region never runs more instructions than it was given.
+ * - Guest integer registers live in i64 locals, loaded from the hart state block
+ *   on entry and stored back on every way out.
+ * - The region is keyed by its virtual pc and the machine page it was read from:
+ *   on entry it checks that the hart's fetch TLB still maps that pc to that page
+ *   (any other address space, privilege or remapping makes it return at once).
+ * - Loads and stores use the soft TLB inline; a miss calls the hart's slow path,
+ *   which may take a trap or leave an exit for the dispatcher (pc is then set).
+ * - Instructions not translated here (CSRs, atomics, floating point, ...) are
+ *   interpreted in place through the `step` helper, registers stored around it.
+ * - On leaving, a region with a budget left looks its successor up in the
+ *   lookup table and tail-calls it (chaining), without returning to JavaScript.
+ */
+import { SLOT, TLB_ENTRIES, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
+import { encodeModule, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
+
+/** Longest basic block (instructions); chaining needs at least this much budget. */
+export const BLOCK_MAX = 64;
+/** Most instructions one region translates. */
+export const REGION_MAX = 512;
+
+/** Lookup table: entries of four words (pc low, pc high, table slot, machine page), indexed by pc bits. */
+export const LOOKUP_ENTRIES = 4096;
+export const LOOKUP_BYTES = LOOKUP_ENTRIES * 16;
+export function lookupIndex(pcLo: number): number {
+  return (pcLo >>> 1) & (LOOKUP_ENTRIES - 1);
+}
+
+// Function types of the module: the region, then the helpers.
+const T_REGION = 0;
+const T_LOAD = 1;
+const T_STORE = 2;
+const T_STEP = 3;
+const H_LOAD = 0;
+const H_STORE = 1;
+const H_STEP = 2;
+
+const TLB_BYTES_PER_ENTRY = 32;
+const TLB_MASK = TLB_ENTRIES - 1;
+
+export interface RegionSource {
+  /** Machine memory, halfword view. */
+  readonly u16: Uint16Array;
+  /** Machine address of the guest page holding the code. */
+  readonly maddrPage: number;
+  /** Virtual pc of the region's entry. */
+  readonly pcLo: number;
+  readonly pcHi: number;
+  /** Byte offsets in machine memory of the hart state block and the lookup table. */
+  readonly blockAddr: number;
+  readonly lookupAddr: number;
+  /** The C extension table (cpu/rvc.ts). */
+  readonly rvc: Int32Array;
+}
+
+export interface Translation {
+  readonly bytes: Uint8Array;
+  /** Guest instructions translated. */
+  readonly instructions: number;
+  readonly blocks: number;
+}
+
+/** One decoded instruction of a block. */
+interface Insn {
+  /** Offset in the page. */
+  readonly off: number;
+  readonly len: number;
+  /** The 32-bit form (compressed ones expanded); 0 for an illegal parcel. */
+  readonly insn: number;
+  readonly kind: Kind;
+}
+
+const enum Kind {
+  Native,
+  /** Interpreted in place; falls through unless it reports otherwise. */
+  Step,
+  /** A SYSTEM instruction: interpreted, then the region ends (a slice boundary may be due). */
+  System,
+}
+
+interface Block {
+  readonly start: number;
+  readonly insns: Insn[];
+  /** Offset the block continues at when it falls through (or after a not-taken branch), -1 if it cannot. */
+  readonly next: number;
+}
+
+function jalImm(insn: number): number {
+  return ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+}
+function branchImm(insn: number): number {
+  return ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+}
+
+/** Whether the translator emits the instruction itself (exactly the encodings the interpreter accepts). */
+function classify(insn: number): Kind {
+  const f3 = (insn >>> 12) & 7;
+  const f7 = insn >>> 25;
+  switch (insn & 0x7f) {
+    case 0x37: case 0x17: case 0x6f: return Kind.Native;
+    case 0x67: return f3 === 0 ? Kind.Native : Kind.Step;
+    case 0x63: return f3 === 2 || f3 === 3 ? Kind.Step : Kind.Native;
+    case 0x03: return f3 === 7 ? Kind.Step : Kind.Native;
+    case 0x23: return f3 > 3 ? Kind.Step : Kind.Native;
+    case 0x13:
+      if (f3 === 1) return (insn >>> 26) === 0 ? Kind.Native : Kind.Step;
+      if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10 ? Kind.Native : Kind.Step;
+      return Kind.Native;
+    case 0x1b:
+      if (f3 === 0) return Kind.Native;
+      if (f3 === 1) return f7 === 0 ? Kind.Native : Kind.Step;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20 ? Kind.Native : Kind.Step;
+      return Kind.Step;
+    case 0x33:
+      if (f7 === 0 || f7 === 1) return Kind.Native;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Native : Kind.Step;
+      return Kind.Step;
+    case 0x3b:
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5 ? Kind.Native : Kind.Step;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Native : Kind.Step;
+      if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Native : Kind.Step;
+      return Kind.Step;
+    case 0x0f: return f3 <= 1 ? Kind.Native : Kind.Step; // FENCE, FENCE.I: stores to code are tracked exactly
+    case 0x73: return Kind.System;
+    default: return Kind.Step;
+  }
+}
+
+/** Does the instruction end a basic block (a jump, a branch, a SYSTEM instruction)? */
+function isTerminator(i: Insn): boolean {
+  if (i.kind === Kind.System) return true;
+  if (i.kind !== Kind.Native) return false;
+  const op = i.insn & 0x7f;
+  return op === 0x6f || op === 0x67 || op === 0x63;
+}
+
+function decodeAt(src: RegionSource, off: number): Insn | null {
+  const base = src.maddrPage >>> 1;
+  const p = src.u16[base + (off >>> 1)]!;
+  if ((p & 3) !== 3) {
+    const e = src.rvc[p]!;
+    return { off, len: 2, insn: e, kind: e === 0 ? Kind.Step : classify(e) };
+  }
+  // A 32-bit instruction crossing the page end is left to the interpreter.
+  if (off === 0xffe) return null;
+  const insn = (p | (src.u16[base + (off >>> 1) + 1]! << 16)) | 0;
+  return { off, len: 4, insn, kind: classify(insn) };
+}
+
+/** Branch and jump targets inside the page, as offsets (-1: outside). */
+function targetsOf(i: Insn): number[] {
+  if (i.kind !== Kind.Native) return [];
+  const op = i.insn & 0x7f;
+  const out: number[] = [];
+  if (op === 0x6f) out.push(i.off + jalImm(i.insn));
+  else if (op === 0x63) out.push(i.off + branchImm(i.insn), i.off + i.len);
+  return out.filter((t) => t >= 0 && t < 4096);
+}
+
+/** Finds the blocks of the region: leaders first, then straight-line runs between them. */
+function discover(src: RegionSource, start: number): Block[] {
+  const leaders = new Set<number>();
+  const work = [start];
+  let budget = REGION_MAX;
+  while (work.length > 0 && budget > 0) {
+    const s = work.pop()!;
+    if (leaders.has(s)) continue;
+    leaders.add(s);
+    let off = s;
+    let n = 0;
+    for (;;) {
+      if (off >= 4096 || budget <= 0) break;
+      if (off !== s && leaders.has(off)) break;
+      const i = decodeAt(src, off);
+      if (i === null) break;
+      n++;
+      budget--;
+      if (isTerminator(i)) {
+        for (const t of targetsOf(i)) work.push(t);
+        break;
+      }
+      off += i.len;
+      if (n >= BLOCK_MAX) {
+        if (off < 4096) work.push(off);
+        break;
+      }
+    }
+  }
+  const blocks: Block[] = [];
+  for (const s of [...leaders].sort((a, b) => a - b)) {
+    const insns: Insn[] = [];
+    let off = s;
+    let next = -1;
+    for (;;) {
+      if (off >= 4096) break;
+      if (off !== s && leaders.has(off)) { next = off; break; }
+      if (insns.length >= BLOCK_MAX) { next = off; break; }
+      const i = decodeAt(src, off);
+      if (i === null) { next = off; break; }
+      insns.push(i);
+      off += i.len;
+      if (isTerminator(i)) {
+        // A conditional branch falls through; jumps and SYSTEM instructions do not continue here.
+        next = (i.insn & 0x7f) === 0x63 && i.kind === Kind.Native ? off : -1;
+        break;
+      }
+    }
+    if (off >= 4096 && next === -1 && insns.length > 0 && !isTerminator(insns[insns.length - 1]!)) next = off;
+    if (insns.length > 0) blocks.push({ start: s, insns, next });
+  }
+  return blocks;
+}
+
+/** Registers an instruction reads or writes natively (bit i: x_i). */
+function regsOf(i: Insn): number {
+  if (i.kind !== Kind.Native) return 0;
+  const rd = (i.insn >>> 7) & 31, rs1 = (i.insn >>> 15) & 31, rs2 = (i.insn >>> 20) & 31;
+  switch (i.insn & 0x7f) {
+    case 0x37: case 0x17: case 0x6f: return 1 << rd;
+    case 0x67: case 0x03: case 0x13: case 0x1b: return (1 << rd) | (1 << rs1);
+    case 0x23: case 0x63: return (1 << rs1) | (1 << rs2);
+    case 0x33: case 0x3b: return (1 << rd) | (1 << rs1) | (1 << rs2);
+    default: return 0;
+  }
+}
+
+class Emitter {
+  readonly f = new FunctionBody([I32]);
+  readonly left = 0;
+  readonly reg: number[] = [];
+  readonly t0: number;
+  readonly t1: number;
+  readonly t2: number;
+  readonly t3: number;
+  readonly a0: number;
+  readonly a1: number;
+  readonly npc: number;
+  readonly bb: number;
+  readonly dctx: number;
+  readonly used: number[];
+  exit!: Label;
+  exitPc!: Label;
+  top!: Label;
+
+  constructor(readonly src: RegionSource, usedMask: number) {
+    const f = this.f;
+    this.used = [];
+    for (let r = 1; r < 32; r++) {
+      if (usedMask & (1 << r)) {
+        this.reg[r] = f.local(I64);
+        this.used.push(r);
+      }
+    }
+    this.t0 = f.local(I64);
+    this.t1 = f.local(I64);
+    this.t2 = f.local(I64);
+    this.t3 = f.local(I64);
+    this.npc = f.local(I64);
+    this.a0 = f.local(I32);
+    this.a1 = f.local(I32);
+    this.bb = f.local(I32);
+    this.dctx = f.local(I32);
+  }
+
+  /** Pushes x_r. */
+  x(r: number): void {
+    if (r === 0) this.f.i64(0, 0);
+    else this.f.get(this.reg[r]!);
+  }
+
+  /** Pops into x_r (x0 discards). */
+  setX(r: number): void {
+    if (r === 0) this.f.op(OP.drop);
+    else this.f.set(this.reg[r]!);
+  }
+
+  block(): void {
+    this.f.i32(this.src.blockAddr);
+  }
+
+  storeRegs(): void {
+    for (const r of this.used) {
+      this.block();
+      this.f.get(this.reg[r]!);
+      this.f.mem(OP.i64_store, 3, 8 * (SLOT.X + r));
+    }
+  }
+
+  loadRegs(): void {
+    for (const r of this.used) {
+      this.block();
+      this.f.mem(OP.i64_load, 3, 8 * (SLOT.X + r));
+      this.f.set(this.reg[r]!);
+    }
+    this.block();
+    this.f.mem(OP.i32_load, 2, 8 * SLOT.JIT_DATA_TLB);
+    this.f.set(this.dctx);
+  }
+
+  /** Pushes the virtual pc at page offset `off` (0..4096) as i64. */
+  pc(off: number): void {
+    const s = ((this.src.pcLo & -4096) >>> 0) + off;
+    this.f.i64(s | 0, (this.src.pcHi + (s > 0xffffffff ? 1 : 0)) | 0);
+  }
+
+  /** left += n (a block's budget given back when it stops early). */
+  refund(n: number): void {
+    if (n === 0) return;
+    this.f.get(this.left).i32(n).op(OP.i32_add).set(this.left);
+  }
+}
+
+/** Compiles the region entered at src.pcLo/pcHi into a module, or null if it holds nothing to translate. */
+export function translateRegion(src: RegionSource): Translation | null {
+  const start = src.pcLo & 0xfff;
+  const blocks = discover(src, start);
+  if (blocks.length === 0) return null;
+  const index = new Map<number, number>();
+  blocks.forEach((b, i) => index.set(b.start, i));
+  let used = 0;
+  let count = 0;
+  for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); count++; }
+  used &= ~1;
+
+  const e = new Emitter(src, used);
+  const f = e.f;
+
+  // ---- entry: is this page still what the fetch TLB maps the pc to?
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.JIT_FETCH_TLB);
+  f.i32(((src.pcLo >>> 12) & TLB_MASK) * TLB_BYTES_PER_ENTRY).op(OP.i32_add).tee(e.a0);
+  f.mem(OP.i32_load, 2, 4 * TLB_TAG_EXEC).i32(src.pcLo & -4096).op(OP.i32_ne);
+  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_TAG_HI).i32(src.pcHi).op(OP.i32_ne).op(OP.i32_or);
+  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).i32(src.maddrPage | 0).op(OP.i32_ne).op(OP.i32_or);
+  f.if_();
+  f.get(e.left).op(OP.return);
+  f.end();
+  e.loadRegs();
+  f.i32(index.get(start)!).set(e.bb);
+
+  e.exit = f.block();
+  e.exitPc = f.block();
+  e.top = f.loop();
+  const labels: Label[] = [];
+  for (let i = blocks.length - 1; i >= 0; i--) labels[i] = f.block();
+  f.get(e.bb).brTable(labels, labels[0]!);
+  for (let i = 0; i < blocks.length; i++) {
+    f.end();
+    emitBlock(e, blocks[i]!, i, index);
+  }
+  f.end(); // loop
+  f.end(); // exitPc: store pc, then chain to the successor when the budget allows
+  e.storeRegs();
+  e.block();
+  f.get(e.npc).mem(OP.i64_store, 3, 8 * SLOT.PC);
+  f.get(e.npc).op(OP.i32_wrap_i64).tee(e.a1);
+  f.i32(1).op(OP.i32_shr_u).i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
+  f.i32(src.lookupAddr).op(OP.i32_add).tee(e.a0);
+  f.mem(OP.i32_load, 2, 0).get(e.a1).op(OP.i32_eq);
+  f.get(e.a0).mem(OP.i32_load, 2, 4).get(e.npc).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).op(OP.i32_eq).op(OP.i32_and);
+  f.get(e.left).i32(BLOCK_MAX).op(OP.i32_ge_s).op(OP.i32_and);
+  f.if_();
+  f.get(e.left).get(e.a0).mem(OP.i32_load, 2, 8).returnCallIndirect(T_REGION);
+  f.end();
+  f.get(e.left).op(OP.return);
+  f.end(); // exit: pc already set
+  e.storeRegs();
+  f.get(e.left);
+
+  const bytes = encodeModule({
+    types: [
+      { params: [I32], results: [I32] },
+      { params: [I32, I32, I32, I32, I32], results: [I32] },
+      { params: [I32, I32, I32, I32, I32, I32, I32], results: [I32] },
+      { params: [I32, I32, I32, I32], results: [I32] },
+    ],
+    importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }],
+    funcType: T_REGION,
+    body: f,
+  });
+  return { bytes, instructions: count, blocks: blocks.length };
+}
+
+/** Continues at page offset `off`: another block of the region, or out through the lookup table. */
+function goTo(e: Emitter, off: number, index: Map<number, number>): void {
+  const j = index.get(off);
+  if (j !== undefined) {
+    e.f.i32(j).set(e.bb).br(e.top);
+  } else {
+    e.pc(off);
+    e.f.set(e.npc).br(e.exitPc);
+  }
+}
+
+function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>): void {
+  const f = e.f;
+  const len = b.insns.length;
+  // Budget: a block runs whole or not at all.
+  f.get(e.left).i32(len).op(OP.i32_lt_s);
+  f.if_();
+  e.pc(b.start);
+  f.set(e.npc).br(e.exitPc);
+  f.end();
+  f.get(e.left).i32(len).op(OP.i32_sub).set(e.left);
+  for (let k = 0; k < len; k++) {
+    const ins = b.insns[k]!;
+    const rest = len - k - 1;
+    switch (ins.kind) {
+      case Kind.Step:
+      case Kind.System: {
+        e.storeRegs();
+        f.i32((e.src.pcLo & -4096) | ins.off).i32(e.src.pcHi).i32(ins.len);
+        f.get(e.left).i32(len - k).op(OP.i32_add);
+        f.call(H_STEP);
+        f.set(e.a0);
+        e.loadRegs();
+        if (ins.kind === Kind.System) {
+          e.refund(rest);
+          f.br(e.exit);
+          return;
+        }
+        f.get(e.a0).if_();
+        e.refund(rest);
+        f.br(e.exit);
+        f.end();
+        break;
+      }
+      case Kind.Native:
+        if (emitNative(e, ins, rest, index)) return;
+        break;
+    }
+  }
+  // Fell off the end of the block.
+  if (b.next >= 0) {
+    const j = index.get(b.next);
+    if (j === i + 1) return; // the next block follows in the layout
+    goTo(e, b.next, index);
+  } else {
+    f.op(OP.unreachable);
+  }
+}
+
+/** Emits one translated instruction; true when it ended the block (a jump or branch). */
+function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, number>): boolean {
+  const f = e.f;
+  const insn = ins.insn;
+  const rd = (insn >>> 7) & 31;
+  const rs1 = (insn >>> 15) & 31;
+  const rs2 = (insn >>> 20) & 31;
+  const f3 = (insn >>> 12) & 7;
+  const f7 = insn >>> 25;
+  const immI = insn >> 20;
+  const pcLo = (e.src.pcLo & -4096) | ins.off;
+  const i64imm = (v: number): void => { f.i64(v, v >> 31); };
+  switch (insn & 0x7f) {
+    case 0x37: // LUI
+      if (rd !== 0) { i64imm(insn & 0xfffff000); e.setX(rd); }
+      return false;
+    case 0x17: { // AUIPC: pc + imm, 64-bit
+      if (rd === 0) return false;
+      e.pc(ins.off);
+      i64imm(insn & 0xfffff000);
+      f.op(OP.i64_add);
+      e.setX(rd);
+      return false;
+    }
+    case 0x6f: { // JAL
+      if (rd !== 0) { e.pc(ins.off); f.i64(ins.len, 0).op(OP.i64_add); e.setX(rd); }
+      const t = ins.off + jalImm(insn);
+      if (t >= 0 && t < 4096) goTo(e, t, index);
+      else {
+        e.pc(ins.off);
+        i64imm(jalImm(insn));
+        f.op(OP.i64_add).set(e.npc).br(e.exitPc);
+      }
+      return true;
+    }
+    case 0x67: { // JALR: target first (rs1 may be rd)
+      e.x(rs1);
+      i64imm(immI);
+      f.op(OP.i64_add).i64(-2, -1).op(OP.i64_and).set(e.npc);
+      if (rd !== 0) { e.pc(ins.off); f.i64(ins.len, 0).op(OP.i64_add); e.setX(rd); }
+      f.br(e.exitPc);
+      return true;
+    }
+    case 0x63: { // BRANCH
+      e.x(rs1);
+      e.x(rs2);
+      f.op([OP.i64_eq, OP.i64_ne, 0, 0, OP.i64_lt_s, OP.i64_ge_s, OP.i64_lt_u, OP.i64_ge_u][f3]!);
+      f.if_();
+      const t = ins.off + branchImm(insn);
+      if (t >= 0 && t < 4096) goTo(e, t, index);
+      else {
+        e.pc(ins.off);
+        i64imm(branchImm(insn));
+        f.op(OP.i64_add).set(e.npc).br(e.exitPc);
+      }
+      f.end();
+      // Not taken: the caller continues with the fall-through.
+      return false;
+    }
+    case 0x0f: // FENCE, FENCE.I
+      return false;
+    case 0x03: { // LOAD
+      emitAddress(e, rs1, immI);
+      const size = 1 << (f3 & 3);
+      emitTlbHit(e, TLB_TAG_READ, size);
+      f.if_();
+      f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+      const lop = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u][f3]!;
+      f.mem(lop, f3 & 3, 0).set(e.t1);
+      f.else_();
+      f.get(e.a1).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+      f.i32(f3 | (rd << 3) | (ins.len << 8)).i32(pcLo).i32(e.src.pcHi).call(H_LOAD);
+      f.if_();
+      e.refund(rest);
+      f.br(e.exit);
+      f.end();
+      e.block();
+      f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH).set(e.t1);
+      f.end();
+      if (rd !== 0) { f.get(e.t1); e.setX(rd); }
+      return false;
+    }
+    case 0x23: { // STORE
+      const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 31);
+      emitAddress(e, rs1, imm);
+      const size = 1 << f3;
+      emitTlbHit(e, TLB_TAG_WRITE, size);
+      f.if_();
+      f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+      e.x(rs2);
+      f.mem([OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store][f3]!, f3, 0);
+      f.else_();
+      f.get(e.a1).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+      e.x(rs2); f.op(OP.i32_wrap_i64);
+      e.x(rs2); f.i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+      f.i32(f3 | (ins.len << 8)).i32(pcLo).i32(e.src.pcHi).call(H_STORE);
+      f.tee(e.a0).if_();
+      e.refund(rest);
+      // 1: the store wrote translated code: leave at the next instruction.
+      f.get(e.a0).i32(1).op(OP.i32_eq).if_();
+      e.pc(ins.off + ins.len);
+      f.set(e.npc).br(e.exitPc);
+      f.end();
+      f.br(e.exit);
+      f.end();
+      f.end();
+      return false;
+    }
+    case 0x13: { // OP-IMM
+      if (rd === 0) return false;
+      const sh = immI & 63;
+      e.x(rs1);
+      switch (f3) {
+        case 0: i64imm(immI); f.op(OP.i64_add); break;
+        case 1: f.i64(sh, 0).op(OP.i64_shl); break;
+        case 2: i64imm(immI); f.op(OP.i64_lt_s).op(OP.i64_extend_i32_u); break;
+        case 3: i64imm(immI); f.op(OP.i64_lt_u).op(OP.i64_extend_i32_u); break;
+        case 4: i64imm(immI); f.op(OP.i64_xor); break;
+        case 5: f.i64(sh, 0).op((insn >>> 26) === 0 ? OP.i64_shr_u : OP.i64_shr_s); break;
+        case 6: i64imm(immI); f.op(OP.i64_or); break;
+        default: i64imm(immI); f.op(OP.i64_and); break;
+      }
+      e.setX(rd);
+      return false;
+    }
+    case 0x1b: { // OP-IMM-32
+      if (rd === 0) return false;
+      e.x(rs1);
+      f.op(OP.i32_wrap_i64);
+      switch (f3) {
+        case 0: f.i32(immI).op(OP.i32_add); break;
+        case 1: f.i32(immI & 31).op(OP.i32_shl); break;
+        default: f.i32(immI & 31).op(f7 === 0 ? OP.i32_shr_u : OP.i32_shr_s); break;
+      }
+      f.op(OP.i64_extend_i32_s);
+      e.setX(rd);
+      return false;
+    }
+    case 0x33: { // OP
+      if (rd === 0) return false;
+      if (f7 === 1) {
+        emitMulDiv64(e, f3, rs1, rs2);
+        e.setX(rd);
+        return false;
+      }
+      e.x(rs1);
+      e.x(rs2);
+      switch (f3) {
+        case 0: f.op(f7 === 0x20 ? OP.i64_sub : OP.i64_add); break;
+        case 1: f.op(OP.i64_shl); break;
+        case 2: f.op(OP.i64_lt_s).op(OP.i64_extend_i32_u); break;
+        case 3: f.op(OP.i64_lt_u).op(OP.i64_extend_i32_u); break;
+        case 4: f.op(OP.i64_xor); break;
+        case 5: f.op(f7 === 0x20 ? OP.i64_shr_s : OP.i64_shr_u); break;
+        case 6: f.op(OP.i64_or); break;
+        default: f.op(OP.i64_and); break;
+      }
+      e.setX(rd);
+      return false;
+    }
+    case 0x3b: { // OP-32
+      if (rd === 0) return false;
+      if (f7 === 1) {
+        emitMulDiv32(e, f3, rs1, rs2);
+      } else {
+        e.x(rs1); f.op(OP.i32_wrap_i64);
+        e.x(rs2); f.op(OP.i32_wrap_i64);
+        switch (f3) {
+          case 0: f.op(f7 === 0x20 ? OP.i32_sub : OP.i32_add); break;
+          case 1: f.op(OP.i32_shl); break;
+          default: f.op(f7 === 0x20 ? OP.i32_shr_s : OP.i32_shr_u); break;
+        }
+      }
+      f.op(OP.i64_extend_i32_s);
+      e.setX(rd);
+      return false;
+    }
+    default:
+      throw new Error(`instruction ${insn >>> 0} classified native but not emitted`);
+  }
+}
+
+/** t0 = x[rs1] + imm; a1 = its low word. */
+function emitAddress(e: Emitter, rs1: number, imm: number): void {
+  e.x(rs1);
+  e.f.i64(imm, imm >> 31).op(OP.i64_add).tee(e.t0).op(OP.i32_wrap_i64).set(e.a1);
+}
+
+/**
+ * Leaves on the stack whether the soft TLB holds the page of t0/a1 for this access
+ * and the access is aligned; a0 = the TLB entry. The tag compare also checks the
+ * alignment: a tag is page aligned, so low address bits make it differ.
+ */
+function emitTlbHit(e: Emitter, tag: number, size: number): void {
+  const f = e.f;
+  f.get(e.dctx).get(e.a1).i32(12).op(OP.i32_shr_u).i32(TLB_MASK).op(OP.i32_and).i32(5).op(OP.i32_shl).op(OP.i32_add).tee(e.a0);
+  f.mem(OP.i32_load, 2, 4 * tag).get(e.a1).i32(-4096 | (size - 1)).op(OP.i32_and).op(OP.i32_eq);
+  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_TAG_HI).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).op(OP.i32_eq);
+  f.op(OP.i32_and);
+}
+
+/** M extension, 64-bit (unprivileged spec 13.1-13.2): pushes the result. */
+function emitMulDiv64(e: Emitter, f3: number, rs1: number, rs2: number): void {
+  const f = e.f;
+  const a = e.t0, b = e.t1, r = e.t2;
+  e.x(rs1); f.set(a);
+  e.x(rs2); f.set(b);
+  switch (f3) {
+    case 0: f.get(a).get(b).op(OP.i64_mul); return;
+    case 1: case 2: case 3: {
+      emitMulhu(e, a, b, r);
+      // Signed corrections: mulh = mulhu - (a<0 ? b : 0) - (b<0 ? a : 0); mulhsu drops the second.
+      if (f3 === 1 || f3 === 2) {
+        f.get(r).get(b).i64(0, 0).get(a).i64(0, 0).op(OP.i64_lt_s).op(OP.select).op(OP.i64_sub).set(r);
+      }
+      if (f3 === 1) {
+        f.get(r).get(a).i64(0, 0).get(b).i64(0, 0).op(OP.i64_lt_s).op(OP.select).op(OP.i64_sub).set(r);
+      }
+      f.get(r);
+      return;
+    }
+    case 4: // DIV: /0 gives -1, overflow gives the dividend
+      f.get(b).op(OP.i64_eqz).if_();
+      f.i64(-1, -1).set(r);
+      f.else_();
+      f.get(a).i64(0, 0x80000000 | 0).op(OP.i64_eq).get(b).i64(-1, -1).op(OP.i64_eq).op(OP.i32_and).if_();
+      f.get(a).set(r);
+      f.else_();
+      f.get(a).get(b).op(OP.i64_div_s).set(r);
+      f.end();
+      f.end();
+      f.get(r);
+      return;
+    case 5: // DIVU
+      f.get(b).op(OP.i64_eqz).if_();
+      f.i64(-1, -1).set(r);
+      f.else_();
+      f.get(a).get(b).op(OP.i64_div_u).set(r);
+      f.end();
+      f.get(r);
+      return;
+    case 6: // REM: /0 gives the dividend; overflow gives 0 (i64.rem_s does not trap on it)
+      f.get(b).op(OP.i64_eqz).if_();
+      f.get(a).set(r);
+      f.else_();
+      f.get(a).get(b).op(OP.i64_rem_s).set(r);
+      f.end();
+      f.get(r);
+      return;
+    default: // REMU
+      f.get(b).op(OP.i64_eqz).if_();
+      f.get(a).set(r);
+      f.else_();
+      f.get(a).get(b).op(OP.i64_rem_u).set(r);
+      f.end();
+      f.get(r);
+      return;
+  }
+}
+
+/** r = high 64 bits of the unsigned 128-bit product a*b, from 32-bit limbs. */
+function emitMulhu(e: Emitter, a: number, b: number, r: number): void {
+  const f = e.f;
+  const mid = e.t3;
+  const lo32 = (x: number): void => { f.get(x).i64(-1, 0).op(OP.i64_and); };
+  const hi32 = (x: number): void => { f.get(x).i64(32, 0).op(OP.i64_shr_u); };
+  // mid = (al*bl >> 32) + lo(al*bh) + lo(ah*bl)
+  lo32(a); lo32(b); f.op(OP.i64_mul).i64(32, 0).op(OP.i64_shr_u);
+  lo32(a); hi32(b); f.op(OP.i64_mul).set(r); // r = al*bh
+  f.get(r).i64(-1, 0).op(OP.i64_and).op(OP.i64_add);
+  hi32(a); lo32(b); f.op(OP.i64_mul).tee(mid); // mid = ah*bl (temporarily)
+  f.i64(-1, 0).op(OP.i64_and).op(OP.i64_add);
+  // stack: midsum; hi = ah*bh + (al*bh >> 32) + (ah*bl >> 32) + (midsum >> 32)
+  f.i64(32, 0).op(OP.i64_shr_u);
+  f.get(r).i64(32, 0).op(OP.i64_shr_u).op(OP.i64_add);
+  f.get(mid).i64(32, 0).op(OP.i64_shr_u).op(OP.i64_add);
+  hi32(a); hi32(b); f.op(OP.i64_mul).op(OP.i64_add);
+  f.set(r);
+}
+
+/** M extension, word forms: pushes the 32-bit result. */
+function emitMulDiv32(e: Emitter, f3: number, rs1: number, rs2: number): void {
+  const f = e.f;
+  const a = e.a0, b = e.a1;
+  e.x(rs1); f.op(OP.i32_wrap_i64).set(a);
+  e.x(rs2); f.op(OP.i32_wrap_i64).set(b);
+  switch (f3) {
+    case 0: f.get(a).get(b).op(OP.i32_mul); return;
+    case 4:
+      f.get(b).op(OP.i32_eqz).if_();
+      f.i32(-1).set(a);
+      f.else_();
+      f.get(a).i32(-0x80000000).op(OP.i32_eq).get(b).i32(-1).op(OP.i32_eq).op(OP.i32_and).op(OP.i32_eqz).if_();
+      f.get(a).get(b).op(OP.i32_div_s).set(a);
+      f.end();
+      f.end();
+      f.get(a);
+      return;
+    case 5:
+      f.get(b).op(OP.i32_eqz).if_();
+      f.i32(-1).set(a);
+      f.else_();
+      f.get(a).get(b).op(OP.i32_div_u).set(a);
+      f.end();
+      f.get(a);
+      return;
+    case 6:
+      f.get(b).op(OP.i32_eqz).op(OP.i32_eqz).if_();
+      f.get(a).get(b).op(OP.i32_rem_s).set(a);
+      f.end();
+      f.get(a);
+      return;
+    default:
+      f.get(b).op(OP.i32_eqz).op(OP.i32_eqz).if_();
+      f.get(a).get(b).op(OP.i32_rem_u).set(a);
+      f.end();
+      f.get(a);
+      return;
+  }
+}
+
