@@ -94,6 +94,8 @@ export interface HartAccelerator {
 export const INTERPRET_STOP_AT_JUMP = 1;
 /** Skip the interrupt check before the first instruction (the caller did it). */
 export const INTERPRET_NO_IRQ = 2;
+/** Leave retired instructions pending (the caller settles them before its run() returns). */
+export const INTERPRET_NO_FLUSH = 4;
 
 export class Hart {
   readonly hartId: number;
@@ -375,6 +377,7 @@ export class Hart {
    */
   interpret(budget: number, flags: number): Exit {
     const stopAtJump = (flags & INTERPRET_STOP_AT_JUMP) !== 0;
+    const noFlush = (flags & INTERPRET_NO_FLUSH) !== 0;
     let checkIrq = (flags & INTERPRET_NO_IRQ) === 0;
     const R = this.i32;
     const U16 = this.u16;
@@ -778,7 +781,7 @@ export class Hart {
     R[xw + 2 * SLOT.PC + 1] = pcHi;
     this.unretired += n - trapped - accounted;
     this.steps += n;
-    this.flushRetired();
+    if (!noFlush) this.flushRetired();
     return result;
   }
   private pendingLen = 4;
@@ -887,7 +890,7 @@ export class Hart {
     R[p + 1] = pcHi;
     this.codeHit = false;
     this.pendingStoreLen = 0;
-    const exit = this.interpret(1, INTERPRET_NO_IRQ);
+    const exit = this.interpret(1, INTERPRET_NO_IRQ | INTERPRET_NO_FLUSH);
     if (exit.kind !== 'budget') {
       this.pendingExit = exit;
       return 1;

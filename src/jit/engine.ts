@@ -11,13 +11,15 @@
  * TLB's fast path, and any write (a hart, a device's DMA, the hypervisor) or
  * the frame's release drops the page's translations.
  */
-import { INTERPRET_NO_IRQ, INTERPRET_STOP_AT_JUMP, type Hart, type HartAccelerator } from '../cpu/hart.js';
+import { INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_JUMP, type Hart, type HartAccelerator } from '../cpu/hart.js';
 import type { Exit } from '../cpu/exit.js';
 import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI } from '../cpu/layout.js';
 import { rvcTable } from '../cpu/rvc.js';
 import { PAGE_SIZE } from '../memory/machine-memory.js';
-import { CODE_LOG_ENTRIES } from '../memory/pmap.js';
-import { BLOCK_MAX, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupIndex, translateRegion } from './translate.js';
+import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
+import { BLOCK_MAX, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupIndex, translateRegion } from './translate.js';
+import type { FunctionBody } from './wasm.js';
+import { writeFileSync } from 'node:fs';
 
 export type JitMode = 'off' | 'on' | 'eager';
 
@@ -26,6 +28,8 @@ export interface JitOptions {
   readonly threshold?: number;
   /** Most regions held at once; the oldest are evicted past it. */
   readonly capacity?: number;
+  /** Hot entries translated together in one module. */
+  readonly batch?: number;
 }
 
 export interface JitStats {
@@ -37,11 +41,26 @@ export interface JitStats {
   evicted: number;
   invalidated: number;
   compileErrors: number;
+  /** Wasm modules instantiated (a batch of regions each). */
+  modules: number;
 }
 
 /** Instructions between slice boundaries (interrupts, timers, pmap changes), as the interpreter. */
 const SLICE = 2048;
-const HOT_ENTRIES = 4096;
+const HOT_ENTRIES = 65536;
+
+/** Hot-counter values: queued for the next batch, or translation failed. */
+const HOT_QUEUED = -2;
+const HOT_FAILED = -1;
+/** Slice boundaries a queued entry waits at most before its batch is translated. */
+const BATCH_WAIT = 16;
+
+interface Pending {
+  readonly pcLo: number;
+  readonly pcHi: number;
+  readonly maddrPage: number;
+  readonly gppn: number;
+}
 
 interface Region {
   readonly slot: number;
@@ -52,11 +71,19 @@ interface Region {
 }
 
 const BUDGET_EXIT: Exit = { kind: 'budget' };
+const DUMP = process.env['DISCO_JIT_DUMP'];
+let dumped = 0;
+function dumpModule(bytes: Uint8Array): void {
+  if (DUMP && dumped < 2000) writeFileSync(`${DUMP}/m${dumped++}.wasm`, bytes);
+}
 
 export class Jit implements HartAccelerator {
-  readonly stats: JitStats = { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0 };
+  readonly stats: JitStats = { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0 };
   private readonly threshold: number;
   private readonly capacity: number;
+  private readonly batch: number;
+  private pending: Pending[] = [];
+  private pendingAge = 0;
   private readonly i32: Int32Array;
   private readonly u16: Uint16Array;
   private readonly blockW: number;
@@ -64,8 +91,12 @@ export class Jit implements HartAccelerator {
   private readonly lookupW: number;
   private readonly table: WebAssembly.Table;
   private readonly imports: WebAssembly.Imports;
+  /** The chaining loop (translate.ts, chainModule). */
+  private readonly chain: (left: number) => number;
   private readonly rvc: Int32Array;
   private readonly hot = new Int32Array(HOT_ENTRIES);
+  /** The pc (low word) each hot counter belongs to. */
+  private readonly hotTag = new Int32Array(HOT_ENTRIES).fill(1);
   /** Regions by table slot. */
   private readonly slots: (Region | null)[] = [];
   private readonly freeSlots: number[] = [];
@@ -81,8 +112,9 @@ export class Jit implements HartAccelerator {
   private credited = 0;
 
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
-    this.threshold = opts.threshold ?? 16;
-    this.capacity = opts.capacity ?? 8192;
+    this.threshold = opts.threshold ?? Number(process.env['DISCO_JIT_THRESHOLD'] ?? 500);
+    this.capacity = opts.capacity ?? 32768;
+    this.batch = opts.batch ?? 16;
     const mem = hart.mem;
     this.i32 = new Int32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
     this.u16 = new Uint16Array(mem.buffer, 0, mem.buffer.byteLength >>> 1);
@@ -96,8 +128,12 @@ export class Jit implements HartAccelerator {
     for (let i = 0; i < LOOKUP_ENTRIES; i++) this.i32[this.lookupW + 4 * i] = 1;
     this.table = new WebAssembly.Table({ element: 'anyfunc', initial: 64 });
     this.rvc = rvcTable();
-    this.imports = {
+    const chain = new WebAssembly.Instance(new WebAssembly.Module(chainModule(hart.blockOffset, this.lookupAddr)), {
       m: { mem: mem.memory, tab: this.table },
+    });
+    this.chain = chain.exports['f0'] as (left: number) => number;
+    this.imports = {
+      m: { mem: mem.memory },
       h: {
         ld: (lo: number, hi: number, op: number, pcLo: number, pcHi: number): number => hart.jitLoad(lo, hi, op, pcLo, pcHi),
         st: (lo: number, hi: number, vlo: number, vhi: number, op: number, pcLo: number, pcHi: number): number =>
@@ -132,15 +168,21 @@ export class Jit implements HartAccelerator {
       if (since >= SLICE || h.boundaryDue) {
         h.boundary();
         this.readCodeLog();
+        if (this.pending.length > 0 && ++this.pendingAge >= BATCH_WAIT) this.flush();
         since = 0;
       }
       const chunk = Math.min(budget - n, SLICE - since);
       if (chunk >= BLOCK_MAX) {
-        const region = this.find(R[pcW]!, R[pcW + 1]!);
-        if (region !== null) {
-          this.leftIn = chunk;
-          this.credited = 0;
-          const left = region.fn(chunk);
+        this.leftIn = chunk;
+        this.credited = 0;
+        let r = this.chain(chunk);
+        if (r === chunk) {
+          // Nothing ran: translate the entry if it is hot (or find it under another mapping).
+          const region = this.find(R[pcW]!, R[pcW + 1]!);
+          if (region !== null) r = region.fn(chunk);
+        }
+        if (r !== chunk) {
+          const left = r < 0 ? ~r : r;
           const consumed = chunk - left;
           const rest = consumed - this.credited;
           const nonRetired = h.jitNonRetired;
@@ -157,11 +199,14 @@ export class Jit implements HartAccelerator {
         }
       }
       const before = h.steps;
-      const exit = h.interpret(chunk, INTERPRET_STOP_AT_JUMP | INTERPRET_NO_IRQ);
+      const exit = h.interpret(chunk, INTERPRET_STOP_AT_JUMP | INTERPRET_NO_IRQ | INTERPRET_NO_FLUSH);
       const done = h.steps - before;
       n += done;
       since += done;
-      if (exit.kind !== 'budget') return exit;
+      if (exit.kind !== 'budget') {
+        h.settleRetired();
+        return exit;
+      }
     }
   }
 
@@ -198,14 +243,23 @@ export class Jit implements HartAccelerator {
       }
     }
     const hi = (pcLo >>> 1) & (HOT_ENTRIES - 1);
+    if (this.hotTag[hi] !== pcLo) {
+      // Another entry held the counter: this one starts counting.
+      this.hotTag[hi] = pcLo;
+      this.hot[hi] = 0;
+    }
     const c = this.hot[hi]!;
-    if (c < 0) return null; // failed to translate before
+    if (c < 0) return null; // queued, or failed to translate before
     if (c < this.threshold) {
       this.hot[hi] = c + 1;
       return null;
     }
-    this.hot[hi] = 0;
-    return this.compile(pcLo, pcHi, maddrPage, R[te + TLB_GPPN]! >>> 0);
+    this.hot[hi] = HOT_QUEUED;
+    this.pending.push({ pcLo, pcHi, maddrPage, gppn: R[te + TLB_GPPN]! >>> 0 });
+    if (this.pending.length < this.batch) return null;
+    this.flush();
+    const list = this.pages.get(maddrPage);
+    return list?.find((r) => r.pcLo === pcLo && r.pcHi === pcHi) ?? null;
   }
 
   private install(r: Region): void {
@@ -217,48 +271,79 @@ export class Jit implements HartAccelerator {
     R[li + 3] = r.maddrPage;
   }
 
-  private compile(pcLo: number, pcHi: number, maddrPage: number, gppn: number): Region | null {
+  /**
+   * Translates the queued entries into one module: V8's cost per module (~0.25 ms)
+   * dwarfs the cost per function, so hot entries wait for company (a few slices at most).
+   */
+  private flush(): void {
+    const queue = this.pending;
+    this.pending = [];
+    this.pendingAge = 0;
     const t0 = performance.now();
-    let fn: (left: number) => number;
-    let instructions: number;
-    let bytes: number;
+    const pmap = this.hart.pmap;
+    const bodies: FunctionBody[] = [];
+    const metas: Pending[] = [];
+    let instructions = 0;
+    for (const p of queue) {
+      this.hot[(p.pcLo >>> 1) & (HOT_ENTRIES - 1)] = 0;
+      // The frame must still be the guest page's (a balloon or remap may have moved it).
+      const idx = pmap.indexOf(p.gppn * PAGE_SIZE);
+      if (idx < 0 || ((pmap.entries[idx]! >>> PM_FRAME_SHIFT) * PAGE_SIZE) !== p.maddrPage) continue;
+      if (this.pages.get(p.maddrPage)?.some((r) => r.pcLo === p.pcLo && r.pcHi === p.pcHi)) continue;
+      // Mark first: from here on, a write to the page drops what is built from it.
+      pmap.markCode(idx);
+      try {
+        const tr = translateRegion({
+          u16: this.u16, maddrPage: p.maddrPage, pcLo: p.pcLo, pcHi: p.pcHi,
+          blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc,
+        });
+        if (tr === null) continue;
+        bodies.push(tr.body);
+        metas.push(p);
+        instructions += tr.instructions;
+      } catch (e) {
+        this.failed(p, e);
+      }
+    }
+    if (bodies.length === 0) return;
+    let exports: WebAssembly.Exports;
+    let bytes: Uint8Array;
     try {
-      const tr = translateRegion({
-        u16: this.u16, maddrPage, pcLo, pcHi, blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc,
-      });
-      if (tr === null) return null;
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(tr.bytes), this.imports);
-      fn = inst.exports['f'] as (left: number) => number;
-      instructions = tr.instructions;
-      bytes = tr.bytes.length;
+      bytes = encodeRegions(bodies);
+      if (DUMP) dumpModule(bytes);
+      exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports;
     } catch (e) {
-      // A translator bug must not take the guest down: this entry stays interpreted.
-      this.stats.compileErrors++;
-      this.hot[(pcLo >>> 1) & (HOT_ENTRIES - 1)] = -1;
-      if (process.env['DISCO_JIT_DEBUG']) throw e;
-      return null;
+      for (const p of metas) this.failed(p, e);
+      return;
     }
-    const slot = this.allocSlot();
-    this.table.set(slot, fn as unknown as Function);
-    const r: Region = { slot, pcLo, pcHi, maddrPage, fn };
-    this.slots[slot] = r;
-    this.order.push(slot);
-    let list = this.pages.get(maddrPage);
-    if (!list) {
-      list = [];
-      this.pages.set(maddrPage, list);
-      // From now on, writes to the page must drop its translations.
-      const idx = this.hart.pmap.indexOf(gppn * PAGE_SIZE);
-      if (idx >= 0) this.hart.pmap.markCode(idx);
-    }
-    list.push(r);
-    this.install(r);
-    this.stats.regions++;
-    this.stats.compiled++;
+    metas.forEach((p, i) => {
+      const fn = exports[`f${i}`] as (left: number) => number;
+      const slot = this.allocSlot();
+      this.table.set(slot, fn as unknown as Function);
+      const r: Region = { slot, pcLo: p.pcLo, pcHi: p.pcHi, maddrPage: p.maddrPage, fn };
+      this.slots[slot] = r;
+      this.order.push(slot);
+      let list = this.pages.get(p.maddrPage);
+      if (!list) {
+        list = [];
+        this.pages.set(p.maddrPage, list);
+      }
+      list.push(r);
+      this.install(r);
+      this.stats.regions++;
+    });
+    this.stats.compiled += metas.length;
+    this.stats.modules++;
     this.stats.instructionsTranslated += instructions;
-    this.stats.wasmBytes += bytes;
+    this.stats.wasmBytes += bytes.length;
     this.stats.compileMs += performance.now() - t0;
-    return r;
+  }
+
+  /** A translator bug must not take the guest down: the entry stays interpreted. */
+  private failed(p: Pending, e: unknown): void {
+    this.stats.compileErrors++;
+    this.hot[(p.pcLo >>> 1) & (HOT_ENTRIES - 1)] = HOT_FAILED;
+    if (process.env['DISCO_JIT_DEBUG']) throw e;
   }
 
   private allocSlot(): number {

@@ -61,7 +61,7 @@ export interface RegionSource {
 }
 
 export interface Translation {
-  readonly bytes: Uint8Array;
+  readonly body: FunctionBody;
   /** Guest instructions translated. */
   readonly instructions: number;
   readonly blocks: number;
@@ -317,6 +317,42 @@ class Emitter {
   }
 }
 
+/**
+ * The chaining loop, one per hart: looks the pc up and calls regions through the
+ * table while they return a budget (>= 0) and make progress. Returns the budget
+ * left, or ~left when a region stopped on purpose (a trap, an exit, a boundary).
+ */
+export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
+  const f = new FunctionBody([I32]);
+  const left = 0;
+  const lo = f.local(I32);
+  const ent = f.local(I32);
+  const r = f.local(I32);
+  const top = f.loop();
+  f.i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC).tee(lo);
+  f.i32(1).op(OP.i32_shr_u).i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
+  f.i32(lookupAddr).op(OP.i32_add).tee(ent);
+  f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
+  f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
+  f.get(left).i32(BLOCK_MAX).op(OP.i32_lt_s).op(OP.i32_or);
+  f.if_();
+  f.get(left).op(OP.return);
+  f.end();
+  f.get(left).get(ent).mem(OP.i32_load, 2, 8).callIndirect(T_REGION).tee(r);
+  f.i32(0).op(OP.i32_lt_s);
+  f.if_();
+  f.get(r).op(OP.return);
+  f.end();
+  f.get(r).get(left).op(OP.i32_eq);
+  f.if_();
+  f.get(left).op(OP.return);
+  f.end();
+  f.get(r).set(left).br(top);
+  f.end();
+  f.op(OP.unreachable);
+  return encodeModule({ types: [{ params: [I32], results: [I32] }], importFuncs: [], funcType: T_REGION, bodies: [f], importTable: true });
+}
+
 /** Compiles the region entered at src.pcLo/pcHi into a module, or null if it holds nothing to translate. */
 export function translateRegion(src: RegionSource): Translation | null {
   const start = src.pcLo & 0xfff;
@@ -356,25 +392,21 @@ export function translateRegion(src: RegionSource): Translation | null {
     emitBlock(e, blocks[i]!, i, index);
   }
   f.end(); // loop
-  f.end(); // exitPc: store pc, then chain to the successor when the budget allows
+  f.end(); // exitPc: store pc; the chaining loop goes on with the successor
   e.storeRegs();
   e.block();
   f.get(e.npc).mem(OP.i64_store, 3, 8 * SLOT.PC);
-  f.get(e.npc).op(OP.i32_wrap_i64).tee(e.a1);
-  f.i32(1).op(OP.i32_shr_u).i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
-  f.i32(src.lookupAddr).op(OP.i32_add).tee(e.a0);
-  f.mem(OP.i32_load, 2, 0).get(e.a1).op(OP.i32_eq);
-  f.get(e.a0).mem(OP.i32_load, 2, 4).get(e.npc).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).op(OP.i32_eq).op(OP.i32_and);
-  f.get(e.left).i32(BLOCK_MAX).op(OP.i32_ge_s).op(OP.i32_and);
-  f.if_();
-  f.get(e.left).get(e.a0).mem(OP.i32_load, 2, 8).returnCallIndirect(T_REGION);
-  f.end();
   f.get(e.left).op(OP.return);
-  f.end(); // exit: pc already set
+  f.end(); // exit: pc already set; stop chaining (~left)
   e.storeRegs();
-  f.get(e.left);
+  f.i32(-1).get(e.left).op(OP.i32_sub);
 
-  const bytes = encodeModule({
+  return { body: f, instructions: count, blocks: blocks.length };
+}
+
+/** One module holding translated regions (exports f0, f1, ... in order). */
+export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
+  return encodeModule({
     types: [
       { params: [I32], results: [I32] },
       { params: [I32, I32, I32, I32, I32], results: [I32] },
@@ -383,9 +415,8 @@ export function translateRegion(src: RegionSource): Translation | null {
     ],
     importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }],
     funcType: T_REGION,
-    body: f,
+    bodies,
   });
-  return { bytes, instructions: count, blocks: blocks.length };
 }
 
 /** Continues at page offset `off`: another block of the region, or out through the lookup table. */

@@ -12,7 +12,7 @@ export type ValType = typeof I32 | typeof I64;
 /** Opcodes used by the translator (core spec 5.4). */
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b,
-  br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10,
+  br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11,
   return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i64_load: 0x29,
@@ -143,6 +143,13 @@ export class FunctionBody {
     return this;
   }
 
+  callIndirect(type: number, table = 0): this {
+    this.code.push(OP.call_indirect);
+    uleb(this.code, type);
+    uleb(this.code, table);
+    return this;
+  }
+
   returnCallIndirect(type: number, table = 0): this {
     this.code.push(OP.return_call_indirect);
     uleb(this.code, type);
@@ -209,8 +216,8 @@ export class FunctionBody {
     return this;
   }
 
-  /** The function's code entry (locals declaration + body + end). */
-  encode(): number[] {
+  /** The locals declaration that precedes the body in the code entry. */
+  encodeLocals(): number[] {
     if (this.labels.length !== 0) throw new Error('unclosed blocks');
     const out: number[] = [];
     // Locals, run-length grouped by type.
@@ -225,8 +232,6 @@ export class FunctionBody {
       uleb(out, n);
       out.push(t);
     }
-    for (const b of this.code) out.push(b);
-    out.push(OP.end);
     return out;
   }
 }
@@ -237,9 +242,14 @@ export interface ModuleSpec {
   readonly types: readonly FuncType[];
   /** Imported functions "h"."<name>" with their type index, in function-index order. */
   readonly importFuncs: readonly { readonly name: string; readonly type: number }[];
-  /** The function defined by the module (index = importFuncs.length), exported as "f". */
+  /** Functions defined by the module (indices from importFuncs.length), exported as "f0", "f1", ... */
   readonly funcType: number;
-  readonly body: FunctionBody;
+  readonly bodies: readonly FunctionBody[];
+  /**
+   * Import "m"."tab" too. V8 keeps a dispatch table per instance that imports a table
+   * and updates them all on every Table.set/grow, so only one module should.
+   */
+  readonly importTable?: boolean;
 }
 
 function section(out: number[], id: number, content: number[]): void {
@@ -255,8 +265,8 @@ function name(out: number[], s: string): void {
 
 /**
  * A module importing "m"."mem" (the shared machine memory, up to 4 GiB),
- * "m"."tab" (the shared function table) and helper functions, defining one
- * function exported as "f".
+ * optionally "m"."tab" (the shared function table) and helper functions,
+ * defining functions exported as "f0", "f1", ...
  */
 export function encodeModule(spec: ModuleSpec): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
@@ -272,16 +282,19 @@ export function encodeModule(spec: ModuleSpec): Uint8Array {
   section(out, 1, types);
 
   const imports: number[] = [];
-  uleb(imports, 2 + spec.importFuncs.length);
+  const withTable = spec.importTable === true;
+  uleb(imports, (withTable ? 2 : 1) + spec.importFuncs.length);
   name(imports, 'm');
   name(imports, 'mem');
   imports.push(0x02, 0x03); // memory, limits: shared with min and max
   uleb(imports, 0);
   uleb(imports, 65536);
-  name(imports, 'm');
-  name(imports, 'tab');
-  imports.push(0x01, 0x70, 0x00); // table of funcref, min only
-  uleb(imports, 0);
+  if (withTable) {
+    name(imports, 'm');
+    name(imports, 'tab');
+    imports.push(0x01, 0x70, 0x00); // table of funcref, min only
+    uleb(imports, 0);
+  }
   for (const f of spec.importFuncs) {
     name(imports, 'h');
     name(imports, f.name);
@@ -290,23 +303,49 @@ export function encodeModule(spec: ModuleSpec): Uint8Array {
   }
   section(out, 2, imports);
 
+  const n = spec.bodies.length;
   const funcs: number[] = [];
-  uleb(funcs, 1);
-  uleb(funcs, spec.funcType);
+  uleb(funcs, n);
+  for (let i = 0; i < n; i++) uleb(funcs, spec.funcType);
   section(out, 3, funcs);
 
   const exports: number[] = [];
-  uleb(exports, 1);
-  name(exports, 'f');
-  exports.push(0x00);
-  uleb(exports, spec.importFuncs.length);
+  uleb(exports, n);
+  for (let i = 0; i < n; i++) {
+    name(exports, `f${i}`);
+    exports.push(0x00);
+    uleb(exports, spec.importFuncs.length + i);
+  }
   section(out, 7, exports);
 
-  const code: number[] = [];
-  uleb(code, 1);
-  const body = spec.body.encode();
-  uleb(code, body.length);
-  for (const b of body) code.push(b);
-  section(out, 10, code);
-  return Uint8Array.from(out);
+  // The code section is most of the bytes: copy bodies straight into the result.
+  const heads: number[][] = [];
+  let codeLen = 0;
+  const count: number[] = [];
+  uleb(count, n);
+  codeLen += count.length;
+  for (const f of spec.bodies) {
+    const locals = f.encodeLocals();
+    const size = locals.length + f.code.length + 1;
+    const head: number[] = [];
+    uleb(head, size);
+    for (const b of locals) head.push(b);
+    heads.push(head);
+    codeLen += head.length + f.code.length + 1;
+  }
+  out.push(10);
+  uleb(out, codeLen);
+  for (const b of count) out.push(b);
+  const result = new Uint8Array(out.length + codeLen - count.length);
+  result.set(out, 0);
+  let p = out.length;
+  spec.bodies.forEach((f, i) => {
+    const head = heads[i]!;
+    result.set(head, p);
+    p += head.length;
+    result.set(f.code, p);
+    p += f.code.length;
+    result[p++] = OP.end;
+  });
+  return result;
 }

@@ -1,0 +1,230 @@
+// The translator against the interpreter: random programs run on both must end
+// in the same architectural state; code written after translation (by the
+// guest, by DMA, by the hypervisor) must run as written.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Clock } from '../src/cpu/clock.js';
+import { PRIV_M } from '../src/cpu/csr-numbers.js';
+import type { Exit } from '../src/cpu/exit.js';
+import { Hart } from '../src/cpu/hart.js';
+import { Jit, accelerate } from '../src/jit/index.js';
+import { MachineMemory } from '../src/memory/machine-memory.js';
+import { PM_CODE, Pmap } from '../src/memory/pmap.js';
+import { prng } from './support.js';
+
+const DRAM = 0x8000_0000;
+const CODE = DRAM;
+const HANDLER = DRAM + 0x8000;
+const DATA = DRAM + 0x10000;
+const DATA_BYTES = 0x2000;
+/** An address no region maps: loads and stores there exit as MMIO. */
+const HOLE = 0x1000_0000;
+
+// ---- encoders (unprivileged spec, chapter 2 and 34)
+const r = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number =>
+  ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+const i = (imm: number, rs1: number, f3: number, rd: number, op: number): number =>
+  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+const s = (imm: number, rs2: number, rs1: number, f3: number): number =>
+  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | 0x23) >>> 0;
+const b = (imm: number, rs2: number, rs1: number, f3: number): number =>
+  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
+    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+const lui = (imm20: number, rd: number): number => (((imm20 & 0xfffff) << 12) | (rd << 7) | 0x37) >>> 0;
+const ECALL = 0x00000073;
+const MRET = 0x30200073;
+const csrrw = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 1, rd, 0x73);
+const csrrs = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 2, rd, 0x73);
+const MEPC = 0x341, MTVEC = 0x305, MINSTRET = 0xb02;
+
+/** Registers the generator may write: x2 is the data pointer, x30/x31 belong to the handler and loop. */
+const FREE = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
+
+/** A random program: straight-line arithmetic, memory, forward branches and traps, looped `rounds` times. */
+function randomProgram(seed: number, length: number, rounds: number): number[] {
+  const rnd = prng(seed);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+  const reg = (): number => Math.floor(rnd() * 32);
+  const out: number[] = [];
+  // Prologue: data pointer, trap vector, loop counter, seeded registers.
+  out.push(lui((DATA >>> 12) & 0xfffff, 2)); // x2 = DATA (sign-extended: 0xffffffff80010000)
+  out.push(i(0, 2, 0, 2, 0x1b)); // addiw keeps it; then clear the high bits with a shift pair
+  out.push(i(32, 2, 1, 2, 0x13), i(32, 2, 5, 2, 0x13)); // slli 32, srli 32
+  out.push(lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0));
+  out.push(i(rounds, 0, 0, 31, 0x13));
+  for (const x of FREE) out.push(lui(Math.floor(rnd() * 0x100000), x), i(Math.floor(rnd() * 4096) - 2048, x, 0, x, 0x13));
+  const loopTop = out.length;
+  for (let k = 0; k < length; k++) {
+    const rd = pick(FREE);
+    const c = rnd();
+    if (c < 0.3) { // OP / OP-32 incl. M
+      const f7 = pick([0, 0, 0x20, 1]);
+      const f3 = f7 === 0x20 ? pick([0, 5]) : Math.floor(rnd() * 8);
+      const op = rnd() < 0.6 ? 0x33 : 0x3b;
+      if (op === 0x3b && f7 === 0 && ![0, 1, 5].includes(f3)) { k--; continue; }
+      if (op === 0x3b && f7 === 1 && [1, 2, 3].includes(f3)) { k--; continue; }
+      out.push(r(f7, reg(), reg(), f3, rd, op));
+    } else if (c < 0.5) { // OP-IMM / OP-IMM-32
+      const f3 = Math.floor(rnd() * 8);
+      const imm = Math.floor(rnd() * 4096) - 2048;
+      if (f3 === 1) out.push(i(Math.floor(rnd() * 64), reg(), 1, rd, 0x13));
+      else if (f3 === 5) out.push(i((rnd() < 0.5 ? 0x400 : 0) | Math.floor(rnd() * 64), reg(), 5, rd, 0x13));
+      else out.push(i(imm, reg(), f3, rd, 0x13));
+      if (rnd() < 0.2) out.push(i(imm, reg(), 0, pick(FREE), 0x1b));
+    } else if (c < 0.65) { // loads from the data area, sometimes misaligned
+      const f3 = pick([0, 1, 2, 3, 4, 5, 6]);
+      out.push(i(Math.floor(rnd() * 2040), 2, f3, rd, 0x03));
+    } else if (c < 0.8) { // stores to the data area
+      const f3 = Math.floor(rnd() * 4);
+      out.push(s(Math.floor(rnd() * 2040), reg(), 2, f3));
+    } else if (c < 0.9) { // forward branch over 1..4 instructions
+      const skip = 1 + Math.floor(rnd() * 4);
+      out.push(b(4 * (skip + 1), reg(), reg(), pick([0, 1, 4, 5, 6, 7])));
+      for (let q = 0; q < skip; q++) out.push(i(Math.floor(rnd() * 100), reg(), 0, pick(FREE), 0x13));
+    } else if (c < 0.95) { // a load from the hole: MMIO exit, then an access fault to the handler
+      out.push(lui(HOLE >>> 12, rd), i(0, rd, 3, pick(FREE), 0x03));
+    } else { // CSR read of minstret (interpreted in place) and an illegal instruction (trap)
+      out.push(csrrs(MINSTRET, 0, rd));
+      if (rnd() < 0.5) out.push(0xffffffff);
+    }
+  }
+  // Loop back: addi x31,x31,-1; bne x31,x0,top
+  out.push(i(-1, 31, 0, 31, 0x13));
+  out.push(b(4 * (loopTop - out.length), 0, 31, 1));
+  out.push(ECALL);
+  return out;
+}
+
+/** The trap handler: skip the faulting instruction (4 bytes) and return. */
+const HANDLER_CODE = [csrrs(MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(MEPC, 30, 0), MRET];
+
+interface Run { regs: bigint[]; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
+
+function words(ws: readonly number[]): Uint8Array {
+  const out = new Uint8Array(ws.length * 4);
+  const dv = new DataView(out.buffer);
+  ws.forEach((w, k) => dv.setUint32(4 * k, w, true));
+  return out;
+}
+
+function setup(program: readonly number[], jit: 'off' | 'eager'): { hart: Hart; pmap: Pmap; jit: Jit | null } {
+  const mem = MachineMemory.create(8 << 20);
+  const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM, size: 1 << 20 }]);
+  const hart = new Hart({ mem, pmap, clock: Clock.create('instructions'), hartId: 0, ecallExitMask: 1 << PRIV_M });
+  pmap.write(CODE, words(program));
+  pmap.write(HANDLER, words(HANDLER_CODE));
+  pmap.write(DATA, new Uint8Array(DATA_BYTES).map((_v, k) => (k * 37 + 11) & 0xff));
+  hart.reset(BigInt(CODE));
+  return { hart, pmap, jit: accelerate(hart, jit) };
+}
+
+/** Runs until ECALL, serving MMIO exits as "no device" (access fault), in chunks of `chunk`. */
+function runToEcall(hart: Hart, chunk: number, limit = 5_000_000): Exit {
+  for (;;) {
+    if (hart.steps > limit) throw new Error('program did not end');
+    const e = hart.run(chunk);
+    if (e.kind === 'budget') continue;
+    if (e.kind === 'mmio') { hart.accessFault(); continue; }
+    return e;
+  }
+}
+
+function execute(program: readonly number[], jit: 'off' | 'eager', chunk: number): Run {
+  const m = setup(program, jit);
+  const e = runToEcall(m.hart, chunk);
+  assert.equal(e.kind, 'ecall');
+  const regs: bigint[] = [];
+  for (let k = 0; k < 32; k++) regs.push(m.hart.getX(k));
+  return { regs, pc: m.hart.pc, minstret: m.hart.readCsr(MINSTRET), data: m.pmap.read(DATA, DATA_BYTES), steps: m.hart.steps, jit: m.jit };
+}
+
+test('random programs end in the same state under the interpreter and the translator', () => {
+  let translated = 0;
+  for (let seed = 1; seed <= 40; seed++) {
+    const program = randomProgram(seed, 120, 30);
+    const chunk = seed % 3 === 0 ? 777 : 100_000;
+    const a = execute(program, 'off', chunk);
+    const b = execute(program, 'eager', chunk);
+    for (let k = 0; k < 32; k++) assert.equal(b.regs[k], a.regs[k], `seed ${seed}: x${k}`);
+    assert.equal(b.pc, a.pc, `seed ${seed}: pc`);
+    assert.equal(b.minstret, a.minstret, `seed ${seed}: minstret`);
+    assert.equal(b.steps, a.steps, `seed ${seed}: instructions attempted`);
+    assert.deepEqual(b.data, a.data, `seed ${seed}: data memory`);
+    translated += b.jit!.stats.instructionsTranslated;
+    assert.equal(b.jit!.stats.compileErrors, 0);
+  }
+  assert.ok(translated > 10_000, `the translator ran (${translated} instructions translated)`);
+});
+
+test('a budget smaller than a block is honoured exactly', () => {
+  const program = randomProgram(99, 200, 5);
+  for (const chunk of [1, 7, 63, 64, 65, 2049]) {
+    const a = setup(program, 'off');
+    const bm = setup(program, 'eager');
+    for (let k = 0; k < 40; k++) {
+      const ea = a.hart.run(chunk);
+      const eb = bm.hart.run(chunk);
+      assert.equal(eb.kind, ea.kind, `chunk ${chunk}, call ${k}`);
+      if (ea.kind === 'mmio') { a.hart.accessFault(); bm.hart.accessFault(); }
+      assert.equal(bm.hart.steps, a.hart.steps, `chunk ${chunk}, call ${k}: steps`);
+      assert.equal(bm.hart.pc, a.hart.pc, `chunk ${chunk}, call ${k}: pc`);
+      if (ea.kind === 'ecall') break;
+    }
+  }
+});
+
+/** x5 = 1 at `target`; the program writes "x5 = 2" over it and runs it again. */
+test('a store over translated code is seen by the next execution (self-modifying code)', () => {
+  const addi = (imm: number): number => i(imm, 0, 0, 5, 0x13);
+  const target = 12; // word index of the patched instruction
+  const prog = [
+    i(2, 0, 0, 6, 0x13), // x6 = 2 (rounds)
+    i(0, 0, 0, 7, 0x13), // x7 = 0 (sum)
+    lui((CODE >>> 12) & 0xfffff, 8), i(32, 8, 1, 8, 0x13), i(32, 8, 5, 8, 0x13), // x8 = CODE
+    lui(0, 9), i(addi(7) & 0xfff, 9, 0, 9, 0x13), // low part of the new instruction word
+    0, 0, 0, 0, 0,
+  ];
+  // Build x9 = addi(7) exactly: lui upper, addi lower.
+  const w = addi(7);
+  const lo = (w << 20) >> 20;
+  prog[5] = lui(((w - lo) >>> 12) & 0xfffff, 9);
+  prog[6] = i(lo, 9, 0, 9, 0x1b);
+  prog[7] = i(0, 0, 0, 0, 0x13); // nop
+  prog[8] = i(0, 0, 0, 0, 0x13);
+  prog[9] = i(0, 0, 0, 0, 0x13);
+  prog[10] = i(0, 0, 0, 0, 0x13);
+  prog[11] = i(0, 0, 0, 0, 0x13);
+  prog[target] = addi(1); // loop: x5 = 1 (then 7 after the patch)
+  prog.push(r(0, 5, 7, 0, 7, 0x33)); // x7 += x5
+  prog.push(s(4 * target, 9, 8, 2)); // patch the instruction
+  prog.push(0x0000100f); // fence.i
+  prog.push(i(-1, 6, 0, 6, 0x13));
+  prog.push(b(4 * (target - prog.length), 0, 6, 1)); // bne x6, x0, loop
+  prog.push(ECALL);
+  for (const mode of ['off', 'eager'] as const) {
+    const m = setup(prog, mode);
+    assert.equal(runToEcall(m.hart, 100_000).kind, 'ecall');
+    assert.equal(m.hart.getX(7), 8n, `${mode}: 1 on the first round, 7 on the second`);
+    if (m.jit) assert.ok(m.jit.stats.invalidated > 0, 'the store dropped the translation');
+  }
+});
+
+test('DMA or a loader writing a translated page drops its translations', () => {
+  const prog = [i(1, 0, 0, 5, 0x13), ECALL];
+  const m = setup(prog, 'eager');
+  assert.equal(runToEcall(m.hart, 1000).kind, 'ecall');
+  assert.equal(m.hart.getX(5), 1n);
+  const idx = m.pmap.indexOf(CODE);
+  assert.ok((m.pmap.entries[idx]! & PM_CODE) !== 0, 'the page is marked as holding translated code');
+  m.pmap.write(CODE, words([i(42, 0, 0, 5, 0x13), ECALL]));
+  assert.equal(m.pmap.entries[idx]! & PM_CODE, 0, 'the write cleared the mark');
+  m.hart.pc = BigInt(CODE);
+  assert.equal(runToEcall(m.hart, 1000).kind, 'ecall');
+  assert.equal(m.hart.getX(5), 42n, 'the new code ran');
+  // The frame going away (balloon) also drops them.
+  m.hart.pc = BigInt(CODE);
+  assert.equal(runToEcall(m.hart, 1000).kind, 'ecall');
+  const before = m.jit!.stats.invalidated;
+  assert.ok(m.pmap.discard(CODE));
+  assert.ok(m.jit!.stats.invalidated > before);
+});
