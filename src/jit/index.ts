@@ -25,7 +25,7 @@ export function defaultJitMode(): JitMode {
 /** Attaches a translator to the hart unless the mode is 'off'. */
 export function accelerate(hart: Hart, mode: JitMode = defaultJitMode()): Jit | null {
   if (mode === 'off') return null;
-  const jit = new Jit(hart, mode === 'eager' ? { threshold: 0, batch: 1 } : {});
+  const jit = new Jit(hart, mode === 'eager' ? { threshold: 0 } : {});
   hart.attachAccelerator(jit);
   return jit;
 }
