@@ -358,7 +358,7 @@ export class VcpuGate extends SchedulerState {
       this.i32[H_FREE] = this.i32[H_FREE]! - 1;
       this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.RUNNING;
       this.unlock();
-      this.took(start);
+      this.took(nowMs());
       return;
     }
     this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.WAITING;

@@ -107,16 +107,10 @@ async function main(): Promise<void> {
   }
   post({ type: 'ready', pmap: m.pmap.share(), hartFrames });
 
-  let shutdownRequests = 0;
   port.on('message', (msg: HostToWorker) => {
     switch (msg.type) {
       case 'input': m.input(msg.bytes); return;
-      case 'shutdown': {
-        shutdownRequests++;
-        const accepted = shutdownRequests === 1 && m.requestShutdown();
-        post({ type: 'shutdown', accepted });
-        return;
-      }
+      case 'shutdown': post({ type: 'shutdown', accepted: m.requestShutdown() }); return;
       case 'kill':
         m.stop({ kind: 'poweroff' });
         gate.close();
