@@ -135,7 +135,7 @@ async function routeVm(h: Hypervisor, req: IncomingMessage, res: ServerResponse,
     }
     const vm = needVm(h, id);
     if (req.method === 'DELETE') {
-      h.remove(vm.id);
+      await h.remove(vm.id);
       send(res, 204);
       return;
     }

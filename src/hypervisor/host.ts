@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
-import { checkConfig, ConfigError, type VmConfig } from './config.js';
+import { checkConfig, type VmConfig } from './config.js';
 import { HostScheduler, DEFAULT_SLICE_MS, MAX_VMS } from './scheduler.js';
 import { Vm, VmError, type VmEvent } from './vm.js';
 
@@ -64,18 +64,15 @@ export class Hypervisor {
   /** Replaces a VM's configuration (validated); only before it boots, or between runs. */
   reconfigure(vm: Vm, next: VmConfig): void {
     if (vm.active) throw new VmError(409, `VM '${vm.id}' is ${vm.state}; its devices and memory change only while it is stopped`);
-    try {
-      checkConfig(next);
-    } catch (e) {
-      if (e instanceof ConfigError) throw e;
-      throw e;
-    }
+    checkConfig(next);
     vm.config = next;
   }
 
-  remove(id: string): void {
+  async remove(id: string): Promise<void> {
     const vm = this.vmsById.get(id);
     if (!vm) return;
+    // A VM that stopped may still be ending its thread: that takes a moment.
+    if (vm.state === 'stopped' || vm.state === 'failed') await vm.settled();
     if (vm.active) throw new VmError(409, `VM '${id}' is ${vm.state}; kill or shut it down first`);
     this.vmsById.delete(id);
     this.emit({ type: 'deleted', vm: id });

@@ -61,6 +61,7 @@ export class Vm {
   private startWaiter: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private exited = false;
+  private threadGone: (() => void)[] = [];
   boots = 0;
 
   constructor(public config: VmConfig, private readonly host: VmHostServices) {}
@@ -196,6 +197,13 @@ export class Vm {
     for (const [first, count] of this.hartFrames) for (let f = first; f < first + count; f++) this.host.pool.freeFrame(f);
     this.hartFrames = [];
     this.worker = null;
+    for (const r of this.threadGone.splice(0)) r();
+  }
+
+  /** Resolves once the VM's thread (if any) has ended and its frames are back in the pool. */
+  settled(): Promise<void> {
+    if (!this.worker) return Promise.resolve();
+    return new Promise((resolve) => this.threadGone.push(resolve));
   }
 
   pause(): void {
