@@ -8,6 +8,7 @@
  *            virtio-rng DMA aimed outside its RAM
  *   SPIN     a runaway guest: an endless loop that never waits
  *   FLOOD    floods its console
+ *   IDLE     says so, then waits for interrupts forever (none come)
  *
  * Output goes through SBI DBCN (console_write_byte).
  */
@@ -67,6 +68,11 @@ int main(void) {
 int main(void) {
   puts_("spin: start\n");
   for (volatile uint64_t n = 0;; n++) {}
+}
+#elif defined(IDLE)
+int main(void) {
+  puts_("idle: start\n");
+  return 0;
 }
 #elif defined(FLOOD)
 int main(void) {
@@ -148,5 +154,5 @@ int main(void) {
   return 0;
 }
 #else
-#error "choose VICTIM, HOSTILE, SPIN or FLOOD"
+#error "choose VICTIM, HOSTILE, SPIN, FLOOD or IDLE"
 #endif
