@@ -65,7 +65,7 @@ function call(socketPath: string, method: string, path: string, body?: unknown, 
     });
     req.on('error', (e: NodeJS.ErrnoException) => {
       reject(new ClientError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-        ? `nothing answers at ${socketPath} (is the VM running?)`
+        ? `nothing answers at ${socketPath} (is disco serve, or the VM, running?)`
         : `${socketPath}: ${e.code ?? e.message}`));
     });
     req.setTimeout(timeoutMs, () => req.destroy(new ClientError(`no answer within ${timeoutMs / 1000} s`)));
