@@ -20,8 +20,9 @@ class AttachedConsole {
     const c = new AttachedConsole(id);
     return new Promise((resolve, reject) => {
       const req = request({ socketPath, path: `/vms/${id}/console`, headers: { connection: 'Upgrade', upgrade: 'tcp' } });
-      req.on('upgrade', (_res, socket: Socket) => {
+      req.on('upgrade', (_res, socket: Socket, head: Buffer) => {
         c.socket = socket;
+        c.output += head.toString('utf8');
         socket.setEncoding('utf8');
         socket.on('data', (d: string) => { c.output += d; });
         resolve(c);

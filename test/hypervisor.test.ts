@@ -5,6 +5,7 @@
  * and console attach. Debian guests: test/hypervisor-guests.test.ts.
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
@@ -196,8 +197,9 @@ describe('disco serve', () => {
     // Console attach over an upgraded connection: the backlog comes first.
     const got = await new Promise<string>((resolve, reject) => {
       const req = request({ socketPath: host.socket, path: '/vms/obs/console', headers: { connection: 'Upgrade', upgrade: 'tcp' } });
-      req.on('upgrade', (_res, socket) => {
-        let text = '';
+      req.on('upgrade', (_res, socket, head) => {
+        let text = head.toString('utf8');
+        if (text.includes('spin: start')) { socket.destroy(); resolve(text); return; }
         socket.setEncoding('utf8');
         socket.on('data', (d: string) => { text += d; if (text.includes('spin: start')) { socket.destroy(); resolve(text); } });
       });
@@ -206,6 +208,22 @@ describe('disco serve', () => {
       req.end();
     });
     assert.match(got, /spin: start/);
+    // The same over WebSocket (RFC 6455): the accept key, then a binary frame with the backlog.
+    const key = randomBytes(16).toString('base64');
+    const ws = await new Promise<{ accept: string; frame: Buffer }>((resolve, reject) => {
+      const req = request({ socketPath: host.socket, path: '/vms/obs/console', headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13' } });
+      req.on('upgrade', (res, socket, head) => {
+        let buf = head;
+        const done = (): void => { socket.destroy(); resolve({ accept: String(res.headers['sec-websocket-accept']), frame: buf }); };
+        if (buf.includes('spin: start')) { done(); return; }
+        socket.on('data', (d: Buffer) => { buf = Buffer.concat([buf, d]); if (buf.includes('spin: start')) done(); });
+      });
+      req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode ?? 0}`)));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(ws.accept, createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64'));
+    assert.equal(ws.frame[0], 0x82, 'a final binary frame');
     await host.call('PUT', '/vms/obs/actions', { action_type: 'Kill' });
     await host.waitState('obs', ['stopped'], 10_000);
     await host.call('DELETE', '/vms/obs');
