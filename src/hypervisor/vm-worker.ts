@@ -158,7 +158,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  const reason = e instanceof Error ? e.message : String(e);
+  let reason = e instanceof Error ? e.message : String(e);
+  // Loading the kernel or initrd into a pool with no frame left reads as "not RAM" to the pmap.
+  const pool = MachineMemory.attach(data.pool);
+  if (pool.framesFree() === 0) reason = `the host's machine-memory pool is exhausted (${reason})`;
   post({
     type: 'exit', outcome: { kind: 'error', reason },
     counters: { instructions: 0, exits: {}, stealNs: [], consoleBytes: 0, consoleDropped: 0, balloon: null },
