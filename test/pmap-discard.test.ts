@@ -84,3 +84,41 @@ test('a hart that cached a page in its soft TLB sees the fresh zero page after d
   assert.equal(load(), 0n);
   assert.equal(mem.framesInUse(), frames, 'touching the page again backs it with a new frame');
 });
+
+test('a discarded frame waits until every hart inside run() has passed the new generation', () => {
+  const { mem, pmap } = setup();
+  pmap.write(DRAM, Uint8Array.of(1));
+  pmap.write(DRAM + PAGE_SIZE, Uint8Array.of(2));
+  const inUse = mem.framesInUse();
+  // Hart 0 entered run() before the discard (it may hold a translation); hart 1 is outside.
+  pmap.enterRun(0);
+  assert.equal(pmap.discard(DRAM), true);
+  assert.equal(pmap.framesDeferred(), 1, 'deferred while hart 0 may reach it');
+  assert.equal(mem.framesInUse(), inUse, 'not back in the pool yet');
+  assert.equal(pmap.framesMapped(), 1, 'but no longer the VM\'s');
+  assert.equal(pmap.reclaim(), 0);
+  // A hart that enters after the discard flushes first: it does not hold the frame back.
+  pmap.enterRun(1);
+  assert.equal(pmap.reclaim(), 0);
+  pmap.leaveRun(0);
+  assert.equal(pmap.framesDeferred(), 0, 'released when hart 0 leaves run()');
+  assert.equal(mem.framesInUse(), inUse - 1);
+  // With every hart outside run() a discard frees at once.
+  pmap.leaveRun(1);
+  assert.equal(pmap.discard(DRAM + PAGE_SIZE), true);
+  assert.equal(pmap.framesDeferred(), 0);
+  assert.equal(mem.framesInUse(), inUse - 2);
+});
+
+test('releaseAll gives every frame of a VM back, deferred ones included', () => {
+  const { mem, pmap } = setup();
+  const base = mem.framesInUse();
+  for (let i = 0; i < 10; i++) pmap.write(DRAM + i * PAGE_SIZE, Uint8Array.of(i));
+  pmap.write(ROM, Uint8Array.of(7));
+  pmap.enterRun(0);
+  pmap.discard(DRAM);
+  assert.equal(pmap.framesDeferred(), 1);
+  assert.equal(pmap.releaseAll(), 11);
+  assert.equal(mem.framesInUse(), base);
+  assert.equal(pmap.framesMapped(), 0);
+});

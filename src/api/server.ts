@@ -17,11 +17,11 @@ import type { ApiHost, ApiVm, VmAction } from './types.js';
 
 const MAX_BODY = 64 * 1024;
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
 }
 
-function send(res: ServerResponse, status: number, body?: unknown): void {
+export function send(res: ServerResponse, status: number, body?: unknown): void {
   if (body === undefined) {
     res.writeHead(status).end();
     return;
@@ -30,7 +30,7 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -64,7 +64,7 @@ function wholeNumber(body: Record<string, unknown>, key: string, max: number): n
   return v;
 }
 
-function methods(req: IncomingMessage, allowed: readonly string[]): void {
+export function methods(req: IncomingMessage, allowed: readonly string[]): void {
   if (!allowed.includes(req.method ?? '')) throw new HttpError(405, `${req.method ?? '?'} is not allowed here (${allowed.join(', ')})`);
 }
 

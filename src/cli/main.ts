@@ -21,6 +21,7 @@ import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
 import { ApiServerError, startApiServer } from '../api/server.js';
 import { RunHost } from './run-api.js';
 import { cmdVm, ClientError } from './vm.js';
+import { cmdServe } from './serve.js';
 import { join } from 'node:path';
 
 
@@ -34,7 +35,9 @@ commands:
                           an ext4 root disk from Debian riscv64 packages (default socat,iperf3,fio; 512 MiB),
                           cached; prints its path. Boot it with --drive file=FILE[,overlay=PATH]
                           --append 'console=ttyS0 root=/dev/vda' (disco.ip=dhcp or disco.ip=A.B.C.D/NN: network)
-  vm ls|stats|balloon|shutdown|kill   drive running VMs through their API socket (disco vm --help)
+  serve                   the hypervisor: many VMs on one host, driven through its API (disco serve --help)
+  vm create|start|pause|resume|shutdown|kill|rm|ls|console|exec|stats|set|balloon|events|host
+                          drive VMs through the API of a host or a disco run VM (disco vm --help)
 
 options of run (shaped like QEMU's):
   --kernel FILE           a RISC-V Linux Image (or, with --bios none, a bare-metal ELF)
@@ -290,6 +293,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdImage(rest);
     case 'vm':
       return cmdVm(rest);
+    case 'serve':
+      return cmdServe(rest);
     case 'exec':
       return cmdExec(rest);
     case undefined:

@@ -148,11 +148,18 @@ export class Jit implements HartAccelerator {
     });
   }
 
-  /** Drops every translation (and stops listening to the pmap). */
+  /** Drops every translation, stops listening to the pmap and frees the lookup table; the hart interprets again. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.unlisten();
     for (const page of [...this.pages.keys()]) this.invalidatePage(page);
+    this.pending = [];
+    this.hart.attachAccelerator(null);
+    const first = this.lookupAddr / PAGE_SIZE;
+    for (let f = 0; f < LOOKUP_BYTES / PAGE_SIZE; f++) this.hart.mem.freeFrame(first + f);
   }
+  private closed = false;
 
   run(budget: number): Exit {
     const h = this.hart;

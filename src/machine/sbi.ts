@@ -14,6 +14,7 @@ export const SBI_EXT = {
   HSM: 0x48534d,
   SRST: 0x53525354,
   DBCN: 0x4442434e,
+  STA: 0x535441,
 } as const;
 
 export const SBI_SUCCESS = 0;
@@ -61,6 +62,11 @@ export interface SbiPlatform {
   /** Guest-physical memory; null when the range is not RAM. */
   readGuest(gpa: number, length: number): Uint8Array | null;
   writeGuest(gpa: number, data: Uint8Array): boolean;
+  /**
+   * STA sbi_steal_time_set_shmem for the calling hart (returns an SBI error
+   * code); a platform without it does not offer the STA extension.
+   */
+  stealTimeSetShmem?(hartId: number, lo: bigint, hi: bigint, flags: bigint): number;
 }
 
 /** Outcome of one call, for the caller's accounting. */
@@ -86,7 +92,12 @@ export function serveSbi(hart: Hart, p: SbiPlatform): SbiResult {
         case 0: ret(SBI_SUCCESS, BigInt(SPEC_VERSION)); break;
         case 1: ret(SBI_SUCCESS, BigInt(SBI_IMPL_ID)); break;
         case 2: ret(SBI_SUCCESS, BigInt(SBI_IMPL_VERSION)); break;
-        case 3: ret(SBI_SUCCESS, (Object.values(SBI_EXT) as number[]).includes(Number(BigInt.asUintN(32, a(0)))) ? 1n : 0n); break;
+        case 3: {
+          const probed = Number(BigInt.asUintN(32, a(0)));
+          const offered = (Object.values(SBI_EXT) as number[]).includes(probed) && (probed !== SBI_EXT.STA || p.stealTimeSetShmem !== undefined);
+          ret(SBI_SUCCESS, offered ? 1n : 0n);
+          break;
+        }
         case 4: case 5: case 6: ret(SBI_SUCCESS, 0n); break; // mvendorid, marchid, mimpid
         default: ret(SBI_ERR_NOT_SUPPORTED);
       }
@@ -167,6 +178,11 @@ export function serveSbi(hart: Hart, p: SbiPlatform): SbiResult {
       }
       break;
     }
+    case SBI_EXT.STA:
+      // sbi_steal_time_set_shmem(shmem_phys_lo, shmem_phys_hi, flags)
+      if (fid === 0 && p.stealTimeSetShmem) ret(p.stealTimeSetShmem(hart.hartId, BigInt.asUintN(64, a(0)), BigInt.asUintN(64, a(1)), BigInt.asUintN(64, a(2))));
+      else ret(SBI_ERR_NOT_SUPPORTED);
+      break;
     default:
       ret(SBI_ERR_NOT_SUPPORTED);
   }

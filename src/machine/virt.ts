@@ -30,6 +30,8 @@ import { MmioBus } from './bus.js';
 import { isElf, parseElf } from './elf.js';
 import { encodeFdt, empty, node, PhandleAllocator, str, u32, u64, type FdtNode } from './fdt.js';
 import { HSM_STARTED, HSM_STOPPED, serveSbi, SRST_SHUTDOWN, type SbiPlatform } from './sbi.js';
+import type { RunGate } from './run-gate.js';
+import { StealTime } from './steal-time.js';
 
 export const VIRT_MAP = {
   ROM: 0x1000,
@@ -222,6 +224,12 @@ export interface VirtConfig {
   readonly log?: (line: string) => void;
   /** Binary translation (default: DISCO_JIT, else on). */
   readonly jit?: JitMode;
+  /** The host's machine-memory pool (the hypervisor's, shared by its VMs); default: a pool of this VM's own. */
+  readonly pool?: MachineMemory;
+  /** Most machine frames the VM may hold (its pmap's limit); default: no limit beyond the pool. */
+  readonly limitFrames?: number;
+  /** The vCPU scheduler's say on when the harts run; default: always. */
+  readonly gate?: RunGate;
 }
 
 export type VirtOutcome =
@@ -248,6 +256,10 @@ export class VirtMachine {
   /** The harts' translators (none with --jit off). */
   readonly jits: Jit[] = [];
   readonly bus = new MmioBus();
+  /** Steal time per hart, published to guests that register through SBI STA. */
+  readonly stealTime: StealTime;
+  /** Exits the harts took, by kind (metrics). */
+  readonly exitCounts = new Map<string, number>();
   readonly uart: Uart16550;
   readonly plic: Plic;
   private readonly rtc: GoldfishRtc;
@@ -272,11 +284,12 @@ export class VirtMachine {
     this.log = cfg.log ?? ((line) => { process.stderr.write(`disco: ${line}\n`); });
     this.hvcConsole = [...cfg.append.matchAll(/(?:^|\s)console=([^\s,]+)/g)].at(-1)?.[1] === 'hvc0';
     this.desc = describeVirt(cfg.memoryBytes, cfg.cpus, cfg.virtio);
-    this.mem = MachineMemory.create(cfg.memoryBytes + 32 * 1024 * 1024);
+    this.mem = cfg.pool ?? MachineMemory.create(cfg.memoryBytes + 32 * 1024 * 1024);
     this.pmap = Pmap.create(this.mem, [
       { name: 'rom', kind: 'rom', base: VIRT_MAP.ROM, size: VIRT_MAP.ROM_SIZE },
       { name: 'dram', kind: 'ram', base: VIRT_MAP.DRAM, size: cfg.memoryBytes },
-    ]);
+    ], cfg.limitFrames);
+    this.stealTime = new StealTime(this.pmap, cfg.cpus);
     this.clock = Clock.create(cfg.clock);
     const sbi = cfg.boot.kind === 'sbi';
     for (let h = 0; h < cfg.cpus; h++) {
@@ -564,6 +577,9 @@ export class VirtMachine {
   /** Releases the devices' host resources (files, sockets); the machine cannot run afterwards. */
   async close(): Promise<void> {
     this.stop({ kind: 'poweroff' });
+    // The translators give their lookup tables back to the pool.
+    for (const j of this.jits) j.close();
+    this.jits.length = 0;
     const results = await Promise.allSettled(this.virtio.map(async (d) => d.close?.()));
     for (const r of results) if (r.status === 'rejected') this.log(`closing a device: ${String((r.reason as Error)?.message ?? r.reason)}`);
   }
@@ -590,6 +606,7 @@ export class VirtMachine {
     systemReset: (type) => { this.power(type === SRST_SHUTDOWN ? { kind: 'poweroff' } : { kind: 'reset' }); },
     consoleWrite: (bytes) => { for (const b of bytes) this.emit(b); },
     consoleRead: () => new Uint8Array(0),
+    stealTimeSetShmem: (id, lo, hi, flags) => this.stealTime.setShmem(id, lo, hi, flags),
     readGuest: (gpa, length) => {
       try { return this.pmap.read(gpa, length); } catch { return null; }
     },
@@ -616,6 +633,11 @@ export class VirtMachine {
           if (!h.interruptPendingForWfi()) continue;
           this.idle[i] = false;
         }
+        const wait = this.cfg.gate?.enter();
+        if (wait) {
+          await wait;
+          if (this.outcome) break;
+        }
         ran = true;
         this.step(i, h);
       }
@@ -623,6 +645,7 @@ export class VirtMachine {
       const now = performance.now();
       if (this.outcome) break;
       if (!ran) {
+        this.cfg.gate?.idle();
         this.flushOutput();
         // A real wait lets the event loop run; a clock jump ('instructions' mode) does not.
         if (await this.sleep()) lastYield = performance.now();
@@ -638,7 +661,10 @@ export class VirtMachine {
   }
 
   private step(i: number, h: Hart): void {
+    this.pmap.enterRun(i);
     const exit = h.run(SLICE);
+    this.pmap.leaveRun(i);
+    this.exitCounts.set(exit.kind, (this.exitCounts.get(exit.kind) ?? 0) + 1);
     switch (exit.kind) {
       case 'budget': return;
       case 'wfi': this.idle[i] = true; return;

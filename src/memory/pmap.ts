@@ -38,9 +38,18 @@ export interface PmapShared {
   /** Ring of machine pages whose translated code was written (CODE_LOG_ENTRIES words). */
   readonly codeLog: SharedArrayBuffer;
   readonly limitFrames: number;
+  /** Quiescence words of the harts that run over this pmap, and frames waiting for them (see `discard`). */
+  readonly quiesce: SharedArrayBuffer;
 }
 
 export const CODE_LOG_ENTRIES = 1024;
+/** Hart slots in the quiescence words (one per hart of a VM; VirtMachine allows 8). */
+export const PMAP_HART_SLOTS = 8;
+const Q_LOCK = 0;
+const Q_PENDING = 1; // frames waiting in the deferred free list
+const Q_HARTS = 2; // PMAP_HART_SLOTS words: 0 = outside run(), else 1 + the generation seen on entry
+const Q_LIST = Q_HARTS + PMAP_HART_SLOTS; // pairs (frame, generation of its discard)
+const Q_CAPACITY = 4096;
 
 const CTL_MAPPED = 0; // frames this VM holds
 const CTL_GENERATION = 1; // bumped when a mapping is removed or weakened: harts flush their TLBs
@@ -71,6 +80,7 @@ export class Pmap {
   readonly limitFrames: number;
   private readonly ctl: Int32Array;
   private readonly codeLog: Int32Array;
+  private readonly q: Int32Array;
   private readonly shared: PmapShared;
 
   private constructor(readonly mem: MachineMemory, shared: PmapShared) {
@@ -80,6 +90,7 @@ export class Pmap {
     this.ctl = new Int32Array(shared.control);
     this.codeLog = new Int32Array(shared.codeLog);
     this.limitFrames = shared.limitFrames;
+    this.q = new Int32Array(shared.quiesce);
   }
 
   static create(mem: MachineMemory, specs: readonly RegionSpec[], limitFrames = Number.MAX_SAFE_INTEGER): Pmap {
@@ -104,6 +115,7 @@ export class Pmap {
       control: new SharedArrayBuffer(CTL_WORDS * 4),
       codeLog: new SharedArrayBuffer(CODE_LOG_ENTRIES * 4),
       limitFrames,
+      quiesce: new SharedArrayBuffer((Q_LIST + 2 * Q_CAPACITY) * 4),
     };
     return new Pmap(mem, shared);
   }
@@ -193,12 +205,12 @@ export class Pmap {
    * Returns whether a frame was freed.
    *
    * The generation bump makes every hart flush its soft TLB at its next slice
-   * boundary, which `Hart.run` also checks before its first instruction: today
-   * harts and devices share one thread, so no hart can still hold a
-   * translation to the frame once the device runs. When harts run on other
-   * threads, a freed frame must not be handed out again until every hart has
-   * passed the new generation (a quiescent-state wait before the frame goes
-   * back to the pool).
+   * boundary, which `Hart.run` also checks before its first instruction. A
+   * hart on another thread may still be inside `run()` with a translation to
+   * the frame, so the frame goes back to the pool only once every hart is
+   * either outside `run()` or entered it after the bump (`enterRun` /
+   * `leaveRun` record that); until then it waits on a deferred free list
+   * that `reclaim()` empties.
    */
   discard(gpa: number): boolean {
     const r = this.regionOf(gpa);
@@ -214,7 +226,7 @@ export class Pmap {
       // Exchange only if nobody changed the entry meanwhile (a hart backing or re-flagging it).
       if (Atomics.compareExchange(this.entries, i, e, 0) !== e) continue;
       this.bumpGeneration();
-      this.mem.freeFrame(e >>> PM_FRAME_SHIFT);
+      this.retire(e >>> PM_FRAME_SHIFT);
       Atomics.sub(this.ctl, CTL_MAPPED, 1);
       return true;
     }
@@ -311,6 +323,108 @@ export class Pmap {
 
   pagesTouched(): number {
     return Atomics.load(this.ctl, CTL_TOUCHED);
+  }
+
+  // ---- quiescence: when a discarded frame may go back to the pool
+
+  /** Hart `slot` is about to call `run()`: it will flush its TLB for every generation up to now. */
+  enterRun(slot: number): void {
+    Atomics.store(this.q, Q_HARTS + slot, this.generation() + 1);
+  }
+
+  /** Hart `slot` returned from `run()`: it holds no translation it could use until its next entry. */
+  leaveRun(slot: number): void {
+    Atomics.store(this.q, Q_HARTS + slot, 0);
+    if (Atomics.load(this.q, Q_PENDING) > 0) this.reclaim();
+  }
+
+  /** Frames discarded but not yet back in the pool. */
+  framesDeferred(): number {
+    return Atomics.load(this.q, Q_PENDING);
+  }
+
+  /** Frees every deferred frame that no hart can still reach; returns how many. */
+  reclaim(): number {
+    this.qlock();
+    let freed = 0;
+    try {
+      const safe = this.quiescentGeneration();
+      let n = this.q[Q_PENDING]!;
+      for (let i = 0; i < n;) {
+        const frame = this.q[Q_LIST + 2 * i]!, gen = this.q[Q_LIST + 2 * i + 1]!;
+        if (gen <= safe) {
+          this.mem.freeFrame(frame);
+          freed++;
+          n--;
+          this.q[Q_LIST + 2 * i] = this.q[Q_LIST + 2 * n]!;
+          this.q[Q_LIST + 2 * i + 1] = this.q[Q_LIST + 2 * n + 1]!;
+        } else i++;
+      }
+      Atomics.store(this.q, Q_PENDING, n);
+    } finally {
+      this.qunlock();
+    }
+    return freed;
+  }
+
+  /**
+   * Gives every frame this pmap holds back to the pool (the VM is gone: none
+   * of its harts runs any more). Returns the number of frames freed.
+   */
+  releaseAll(): number {
+    for (let s = 0; s < PMAP_HART_SLOTS; s++) Atomics.store(this.q, Q_HARTS + s, 0);
+    let freed = this.reclaim();
+    for (let i = 0; i < this.entries.length; i++) {
+      const e = Atomics.exchange(this.entries, i, 0);
+      if (e === 0) continue;
+      this.mem.freeFrame(e >>> PM_FRAME_SHIFT);
+      Atomics.sub(this.ctl, CTL_MAPPED, 1);
+      freed++;
+    }
+    this.bumpGeneration();
+    return freed;
+  }
+
+  /** The newest generation every hart has passed (harts outside run() have passed them all). */
+  private quiescentGeneration(): number {
+    let safe = this.generation();
+    for (let s = 0; s < PMAP_HART_SLOTS; s++) {
+      const v = Atomics.load(this.q, Q_HARTS + s);
+      if (v !== 0) safe = Math.min(safe, v - 1);
+    }
+    return safe;
+  }
+
+  /** A discarded frame: freed now if no hart can reach it, else deferred. */
+  private retire(frame: number): void {
+    const gen = this.generation();
+    if (this.quiescentGeneration() >= gen) {
+      this.mem.freeFrame(frame);
+      return;
+    }
+    for (;;) {
+      this.qlock();
+      const n = this.q[Q_PENDING]!;
+      if (n < Q_CAPACITY) {
+        this.q[Q_LIST + 2 * n] = frame;
+        this.q[Q_LIST + 2 * n + 1] = gen;
+        Atomics.store(this.q, Q_PENDING, n + 1);
+        this.qunlock();
+        return;
+      }
+      this.qunlock();
+      // The list is full: harts leave run() within one budget; wait for them.
+      if (this.reclaim() === 0) Atomics.wait(this.q, Q_LOCK, 0, 1);
+    }
+  }
+
+  private qlock(): void {
+    while (Atomics.compareExchange(this.q, Q_LOCK, 0, 1) !== 0) Atomics.wait(this.q, Q_LOCK, 1, 1);
+  }
+
+  private qunlock(): void {
+    Atomics.store(this.q, Q_LOCK, 0);
+    Atomics.notify(this.q, Q_LOCK, 1);
   }
 }
 
