@@ -1,8 +1,8 @@
 /** Helpers for the hypervisor's tests and benches: a `disco serve` child process, its API, the probe guests. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
+import { apiRequest, type ApiReply } from '../src/api/client.js';
 import { join } from 'node:path';
 import { buildDir, cli, root } from './support.js';
 
@@ -20,28 +20,10 @@ export function buildProbe(mode: ProbeMode): string {
   return img;
 }
 
-export interface Reply { readonly status: number; readonly body: unknown; readonly text: string }
+export type Reply = ApiReply;
 
 export function api(socketPath: string, method: string, path: string, body?: unknown, raw?: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const text = raw ?? (body === undefined ? undefined : JSON.stringify(body));
-    const req = request({
-      socketPath, method, path,
-      headers: text === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const t = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown = null;
-        try { parsed = t === '' ? null : JSON.parse(t); } catch { parsed = t; }
-        resolve({ status: res.statusCode ?? 0, body: parsed, text: t });
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(180_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
-    req.end(text);
-  });
+  return apiRequest(socketPath, method, path, { body, raw, timeoutMs: 180_000 });
 }
 
 export interface VmView {

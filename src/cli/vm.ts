@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { apiRequest, ApiTimeout, type ApiReply } from '../api/client.js';
 import { runDir, VM_NAME_PATTERN } from '../host/paths.js';
 import { resourcesOf } from '../hypervisor/config.js';
 import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
@@ -45,35 +46,21 @@ serves there, else the host's RUNDIR/disco.sock (RUNDIR = $DISCO_RUN_DIR, $XDG_R
 or /tmp/disco-UID).
 `;
 
-interface Reply { status: number; body: unknown }
+type Reply = ApiReply;
 
-function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({
-      socketPath, method, path,
-      headers: text === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown = null;
-        try { parsed = raw === '' ? null : JSON.parse(raw); } catch { parsed = raw; }
-        resolve({ status: res.statusCode ?? 0, body: parsed });
-      });
-    });
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      reject(new ClientError(e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-        ? `nothing answers at ${socketPath} (is disco serve, or the VM, running?)`
-        : `${socketPath}: ${e.code ?? e.message}`));
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new ClientError(`no answer within ${timeoutMs / 1000} s`)));
-    req.end(text);
-  });
+async function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<Reply> {
+  try {
+    return await apiRequest(socketPath, method, path, { body, timeoutMs });
+  } catch (e) {
+    if (e instanceof ApiTimeout) throw new ClientError(e.message);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ClientError(code === 'ENOENT' || code === 'ECONNREFUSED'
+      ? `nothing answers at ${socketPath} (is disco serve, or the VM, running?)`
+      : `${socketPath}: ${code ?? (e as Error).message}`);
+  }
 }
 
-function check(r: Reply): unknown {
+function check(r: Pick<Reply, 'status' | 'body'>): unknown {
   if (r.status >= 200 && r.status < 300) return r.body;
   const msg = typeof r.body === 'object' && r.body !== null && 'fault_message' in r.body
     ? String((r.body as { fault_message: unknown }).fault_message) : JSON.stringify(r.body);
