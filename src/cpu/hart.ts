@@ -401,11 +401,7 @@ export class Hart {
         result = BUDGET_EXIT;
         break;
       }
-      const gen = this.pmap.generation();
-      if (gen !== this.pmapGeneration) {
-        this.pmapGeneration = gen;
-        this.flushTlb();
-      }
+      this.followPmap();
       if (checkIrq && this.takePendingInterrupt()) {
         pcLo = R[xw + 2 * SLOT.PC]!;
         pcHi = R[xw + 2 * SLOT.PC + 1]!;
@@ -798,12 +794,17 @@ export class Hart {
   /** The slice boundary of the run loop: pmap changes, then pending interrupts. */
   boundary(): void {
     this.boundaryDue = false;
+    this.followPmap();
+    this.takePendingInterrupt();
+  }
+
+  /** A removed or weakened pmap mapping (new generation) drops every cached translation. */
+  private followPmap(): void {
     const gen = this.pmap.generation();
     if (gen !== this.pmapGeneration) {
       this.pmapGeneration = gen;
       this.flushTlb();
     }
-    this.takePendingInterrupt();
   }
 
   /** Accounts instructions the translated code ran (retired ones go to minstret, mcycle and the clock). */

@@ -19,7 +19,6 @@ import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
 import { BLOCK_MAX, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupIndex, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
-import { writeFileSync } from 'node:fs';
 
 export type JitMode = 'off' | 'on' | 'eager';
 
@@ -71,11 +70,6 @@ interface Region {
 }
 
 const BUDGET_EXIT: Exit = { kind: 'budget' };
-const DUMP = process.env['DISCO_JIT_DUMP'];
-let dumped = 0;
-function dumpModule(bytes: Uint8Array): void {
-  if (DUMP && dumped < 2000) writeFileSync(`${DUMP}/m${dumped++}.wasm`, bytes);
-}
 
 export class Jit implements HartAccelerator {
   readonly stats: JitStats = { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0 };
@@ -112,7 +106,7 @@ export class Jit implements HartAccelerator {
   private credited = 0;
 
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
-    this.threshold = opts.threshold ?? Number(process.env['DISCO_JIT_THRESHOLD'] ?? 500);
+    this.threshold = opts.threshold ?? 500;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 16;
     const mem = hart.mem;
@@ -317,7 +311,6 @@ export class Jit implements HartAccelerator {
     let bytes: Uint8Array;
     try {
       bytes = encodeRegions(bodies);
-      if (DUMP) dumpModule(bytes);
       exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports;
     } catch (e) {
       for (const p of metas) this.failed(p, e);

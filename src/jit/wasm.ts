@@ -13,7 +13,7 @@ export type ValType = typeof I32 | typeof I64;
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b,
   br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11,
-  return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
+  drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i64_load: 0x29,
   i32_load8_s: 0x2c, i32_load8_u: 0x2d, i32_load16_s: 0x2e, i32_load16_u: 0x2f,
@@ -150,13 +150,6 @@ export class FunctionBody {
     return this;
   }
 
-  returnCallIndirect(type: number, table = 0): this {
-    this.code.push(OP.return_call_indirect);
-    uleb(this.code, type);
-    uleb(this.code, table);
-    return this;
-  }
-
   block(): Label {
     this.code.push(OP.block, BLOCK_VOID);
     return this.push();
@@ -198,12 +191,6 @@ export class FunctionBody {
 
   br(l: Label): this {
     this.code.push(OP.br);
-    uleb(this.code, this.depth(l));
-    return this;
-  }
-
-  brIf(l: Label): this {
-    this.code.push(OP.br_if);
     uleb(this.code, this.depth(l));
     return this;
   }
