@@ -6,35 +6,11 @@
  *
  *   npm run bench            (builds, then runs this)
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { createBareMetal } from '../src/machine/baremetal.js';
 import { runHart } from '../src/machine/hart-loop.js';
 import type { JitMode } from '../src/jit/index.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const src = join(root, 'bench', 'programs');
-const out = join(root, 'build', 'bench');
-mkdirSync(out, { recursive: true });
-
-const programs = [
-  ['int', 'integer arithmetic (xorshift, mul, div)'],
-  ['mem', 'loads and stores over 2 MiB'],
-  ['branch', 'insertion sort + binary search'],
-  ['fp', 'double matmul + float polynomial'],
-] as const;
-
-export function buildProgram(name: string): string {
-  const elf = join(out, `${name}.elf`);
-  execFileSync('riscv64-linux-gnu-gcc', [
-    '-O2', '-march=rv64gc', '-mabi=lp64d', '-mcmodel=medany', '-fno-pie', '-no-pie', '-static', '-nostdlib', '-nostartfiles',
-    '-ffreestanding', '-fno-builtin', '-T', join(root, 'test', 'asm', 'link.ld'),
-    join(src, 'crt.S'), join(src, `${name}.c`), '-o', elf,
-  ]);
-  return elf;
-}
+import { buildProgram, PROGRAMS } from './build-programs.js';
 
 interface Row { name: string; what: string; instructions: number; interpreted: number; translated: number }
 
@@ -58,7 +34,7 @@ async function measure(name: string, what: string): Promise<Row> {
 }
 
 const rows: Row[] = [];
-for (const [name, what] of programs) rows.push(await measure(name, what));
+for (const [name, what] of PROGRAMS) rows.push(await measure(name, what));
 const pad = (s: string, n: number): string => s.padEnd(n);
 const mips = (r: Row, sec: number): string => (r.instructions / sec / 1e6).toFixed(1);
 console.log(`${pad('program', 8)} ${pad('workload', 36)} ${'instructions'.padStart(13)} ${'interp MIPS'.padStart(12)} ${'jit MIPS'.padStart(9)} ${'ratio'.padStart(6)}`);

@@ -1,4 +1,8 @@
 /* Branches: insertion sort and binary searches over pseudo-random data. */
+/* REPEAT scales the work (bench/translator.ts runs longer copies beside QEMU). */
+#ifndef REPEAT
+#define REPEAT 1
+#endif
 #include <stdint.h>
 #define N 3000
 static int32_t v[N];
@@ -12,7 +16,7 @@ int main(void) {
     v[j + 1] = k;
   }
   int64_t found = 0;
-  for (int q = 0; q < 200000; q++) {
+  for (int q = 0; q < 200000 * REPEAT; q++) {
     s = s * 1103515245u + 12345u;
     int32_t key = (int32_t)(s >> 8);
     int lo = 0, hi = N - 1;
