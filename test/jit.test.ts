@@ -35,7 +35,7 @@ const ECALL = 0x00000073;
 const MRET = 0x30200073;
 const csrrw = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 1, rd, 0x73);
 const csrrs = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 2, rd, 0x73);
-const MEPC = 0x341, MTVEC = 0x305, MINSTRET = 0xb02;
+const MEPC = 0x341, MTVEC = 0x305, MINSTRET = 0xb02, MSTATUS = 0x300, FCSR = 0x003;
 
 /** Registers the generator may write: x2 is the data pointer, x30/x31 belong to the handler and loop. */
 const FREE = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
@@ -50,6 +50,7 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
   out.push(lui((DATA >>> 12) & 0xfffff, 2)); // x2 = DATA (sign-extended: 0xffffffff80010000)
   out.push(i(0, 2, 0, 2, 0x1b)); // addiw keeps it; then clear the high bits with a shift pair
   out.push(i(32, 2, 1, 2, 0x13), i(32, 2, 5, 2, 0x13)); // slli 32, srli 32
+  out.push(lui(6, 30), csrrs(MSTATUS, 30, 0)); // mstatus.FS = Dirty: F and D on
   out.push(lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0));
   out.push(i(rounds, 0, 0, 31, 0x13));
   for (const x of FREE) out.push(lui(Math.floor(rnd() * 0x100000), x), i(Math.floor(rnd() * 4096) - 2048, x, 0, x, 0x13));
@@ -77,11 +78,30 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
     } else if (c < 0.8) { // stores to the data area
       const f3 = Math.floor(rnd() * 4);
       out.push(s(Math.floor(rnd() * 2040), reg(), 2, f3));
-    } else if (c < 0.9) { // forward branch over 1..4 instructions
+    } else if (c < 0.85) { // forward branch over 1..4 instructions
       const skip = 1 + Math.floor(rnd() * 4);
       out.push(b(4 * (skip + 1), reg(), reg(), pick([0, 1, 4, 5, 6, 7])));
       for (let q = 0; q < skip; q++) out.push(i(Math.floor(rnd() * 100), reg(), 0, pick(FREE), 0x13));
-    } else if (c < 0.95) { // a load from the hole: MMIO exit, then an access fault to the handler
+    } else if (c < 0.93) { // FP loads, stores and moves, and AMOs: interpreted in place or translated
+      const fr = Math.floor(rnd() * 32);
+      const off = rnd() < 0.9 ? 8 * Math.floor(rnd() * 255) : Math.floor(rnd() * 2040);
+      switch (Math.floor(rnd() * 10)) {
+        case 0: out.push(i(off, 2, pick([2, 3]), fr, 0x07)); break; // flw / fld
+        case 1: out.push(s(off, fr, 2, pick([2, 3])) + 4); break; // fsw / fsd
+        case 2: out.push(r(pick([0x78, 0x79]), 0, reg(), 0, fr, 0x53)); break; // fmv.w.x / fmv.d.x
+        case 3: out.push(r(pick([0x70, 0x71]), 0, fr, 0, rd, 0x53)); break; // fmv.x.w / fmv.x.d
+        case 4: out.push(r(pick([0x00, 0x01, 0x08, 0x09]), fr, Math.floor(rnd() * 32), 7, Math.floor(rnd() * 32), 0x53)); break; // fadd/fmul .s/.d
+        case 5: out.push(r(pick([0x50, 0x51]), fr, Math.floor(rnd() * 32), pick([0, 1, 2]), rd, 0x53)); break; // fle/flt/feq
+        case 6: out.push(r(0x61, pick([0, 2]), fr, 1, rd, 0x53)); break; // fcvt.w.d / fcvt.l.d, RTZ
+        default: { // an AMO on an aligned data word
+          const t = pick(FREE);
+          const f3 = pick([2, 3]);
+          out.push(i(8 * Math.floor(rnd() * 255), 2, 0, t, 0x13));
+          const f5 = pick([0, 1, 2, 3, 4, 8, 0xc, 0x10, 0x14, 0x18, 0x1c]);
+          out.push(r(f5 << 2, f5 === 2 ? 0 : reg(), t, f3, rd, 0x2f));
+        }
+      }
+    } else if (c < 0.96) { // a load from the hole: MMIO exit, then an access fault to the handler
       out.push(lui(HOLE >>> 12, rd), i(0, rd, 3, pick(FREE), 0x03));
     } else { // CSR read of minstret (interpreted in place) and an illegal instruction (trap)
       out.push(csrrs(MINSTRET, 0, rd));
@@ -98,7 +118,7 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
 /** The trap handler: skip the faulting instruction (4 bytes) and return. */
 const HANDLER_CODE = [csrrs(MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(MEPC, 30, 0), MRET];
 
-interface Run { regs: bigint[]; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
+interface Run { regs: bigint[]; fregs: bigint[]; fcsr: bigint; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
 
 function words(ws: readonly number[]): Uint8Array {
   const out = new Uint8Array(ws.length * 4);
@@ -139,7 +159,9 @@ function execute(program: readonly number[], jit: 'off' | 'eager', chunk: number
   assert.equal(e.kind, 'ecall');
   const regs: bigint[] = [];
   for (let k = 0; k < 32; k++) regs.push(m.hart.getX(k));
-  return { regs, pc: m.hart.pc, minstret: m.hart.readCsr(MINSTRET), data: m.pmap.read(DATA, DATA_BYTES), steps: m.hart.steps, jit: m.jit };
+  const fregs: bigint[] = [];
+  for (let k = 0; k < 32; k++) fregs.push(m.hart.getF(k));
+  return { regs, fregs, fcsr: m.hart.readCsr(FCSR), pc: m.hart.pc, minstret: m.hart.readCsr(MINSTRET), data: m.pmap.read(DATA, DATA_BYTES), steps: m.hart.steps, jit: m.jit };
 }
 
 test('random programs end in the same state under the interpreter and the translator', () => {
@@ -150,6 +172,8 @@ test('random programs end in the same state under the interpreter and the transl
     const a = execute(program, 'off', chunk);
     const b = execute(program, 'eager', chunk);
     for (let k = 0; k < 32; k++) assert.equal(b.regs[k], a.regs[k], `seed ${seed}: x${k}`);
+    for (let k = 0; k < 32; k++) assert.equal(b.fregs[k], a.fregs[k], `seed ${seed}: f${k}`);
+    assert.equal(b.fcsr, a.fcsr, `seed ${seed}: fcsr`);
     assert.equal(b.pc, a.pc, `seed ${seed}: pc`);
     assert.equal(b.minstret, a.minstret, `seed ${seed}: minstret`);
     assert.equal(b.steps, a.steps, `seed ${seed}: instructions attempted`);

@@ -1167,8 +1167,16 @@ export class Hart {
       default: this.raise(CAUSE.ILLEGAL_INSTRUCTION, BigInt(insn >>> 0));
     }
     if ((lo & (size - 1)) !== 0) this.raise(isLr ? CAUSE.MISALIGNED_LOAD : CAUSE.MISALIGNED_STORE, vaddr(lo, hi));
-    const a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size);
-    if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, this.mmioVa);
+    // The soft TLB first, as for loads and stores: a page walk per AMO made lock-heavy code walk-bound.
+    const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
+    let a: number;
+    if (R[e + (isLr ? TLB_TAG_READ : TLB_TAG_WRITE)] === (lo & -4096) && R[e + TLB_TAG_HI] === hi) {
+      a = (R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
+      this.watchHit = -1;
+    } else {
+      a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size);
+      if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, this.mmioVa);
+    }
     const b = this.i64[this.sq + SLOT.X + rs2]!;
     const xd = this.xw + 2 * rd;
     if (size === 4) {

@@ -173,11 +173,11 @@ export class Jit implements HartAccelerator {
         since = 0;
       }
       const chunk = Math.min(budget - n, SLICE - since);
-      if (chunk >= BLOCK_MAX) {
+      {
         this.leftIn = chunk;
         this.credited = 0;
         let r = this.chain(chunk);
-        if (r === chunk) {
+        if (r === chunk && chunk >= BLOCK_MAX) {
           // Nothing ran: translate the entry if it is hot (or find it under another mapping).
           const region = this.find(R[pcW]!, R[pcW + 1]!);
           if (region !== null) r = region.fn(chunk);
@@ -197,6 +197,13 @@ export class Jit implements HartAccelerator {
             return exit;
           }
           if (consumed > 0) continue;
+        }
+        // A slice's last few instructions: rather than interpreting them, end the
+        // slice early (a boundary never comes later than SLICE instructions).
+        // Only the end of the caller's budget is reached exactly, by the interpreter.
+        if (chunk < BLOCK_MAX && budget - n > chunk) {
+          since = SLICE;
+          continue;
         }
       }
       const before = h.steps;

@@ -21,7 +21,7 @@
 import { SLOT, TLB_ENTRIES, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
 import { encodeModule, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
 
-/** Longest basic block (instructions); chaining needs at least this much budget. */
+/** Longest basic block (instructions); a budget this large always fits the next block. */
 export const BLOCK_MAX = 64;
 /** Most instructions one region translates. */
 export const REGION_MAX = 512;
@@ -30,7 +30,8 @@ export const REGION_MAX = 512;
 export const LOOKUP_ENTRIES = 4096;
 export const LOOKUP_BYTES = LOOKUP_ENTRIES * 16;
 export function lookupIndex(pcLo: number): number {
-  return (pcLo >>> 1) & (LOOKUP_ENTRIES - 1);
+  // The page number is mixed in: function entries at the same page offset are common.
+  return ((pcLo >>> 1) ^ (pcLo >>> 13)) & (LOOKUP_ENTRIES - 1);
 }
 
 // Function types of the module: the region, then the helpers.
@@ -148,8 +149,10 @@ function decodeAt(src: RegionSource, off: number): Insn | null {
     const e = src.rvc[p]!;
     return { off, len: 2, insn: e, kind: e === 0 ? Kind.Step : classify(e) };
   }
-  // A 32-bit instruction crossing the page end is left to the interpreter.
-  if (off === 0xffe) return null;
+  // A 32-bit instruction crossing the page end: its second half belongs to another
+  // page (another mapping, another translation's invalidation), so it is fetched and
+  // run by the interpreter every time, and ends the region like a SYSTEM instruction.
+  if (off === 0xffe) return { off, len: 4, insn: p, kind: Kind.System };
   const insn = (p | (src.u16[base + (off >>> 1) + 1]! << 16)) | 0;
   return { off, len: 4, insn, kind: classify(insn) };
 }
@@ -231,6 +234,16 @@ function regsOf(i: Insn): number {
   }
 }
 
+/** The register an instruction writes natively (bit i: x_i). */
+function writesOf(i: Insn): number {
+  if (i.kind !== Kind.Native) return 0;
+  switch (i.insn & 0x7f) {
+    case 0x37: case 0x17: case 0x6f: case 0x67: case 0x03: case 0x13: case 0x1b: case 0x33: case 0x3b:
+      return 1 << ((i.insn >>> 7) & 31);
+    default: return 0;
+  }
+}
+
 class Emitter {
   readonly f = new FunctionBody([I32]);
   readonly left = 0;
@@ -245,17 +258,21 @@ class Emitter {
   readonly bb: number;
   readonly dctx: number;
   readonly used: number[];
+  /** Registers the region writes natively. */
+  readonly dirty: number[];
   exit!: Label;
   exitPc!: Label;
   top!: Label;
 
-  constructor(readonly src: RegionSource, usedMask: number) {
+  constructor(readonly src: RegionSource, usedMask: number, writtenMask: number) {
     const f = this.f;
     this.used = [];
+    this.dirty = [];
     for (let r = 1; r < 32; r++) {
       if (usedMask & (1 << r)) {
         this.reg[r] = f.local(I64);
         this.used.push(r);
+        if (writtenMask & (1 << r)) this.dirty.push(r);
       }
     }
     this.t0 = f.local(I64);
@@ -285,11 +302,34 @@ class Emitter {
     this.f.i32(this.src.blockAddr);
   }
 
+  /**
+   * Writes back the registers the region writes. The others' locals always equal
+   * the hart block: loaded on entry, never written natively, reloaded after the
+   * interpreter ran an instruction that may write them.
+   */
   storeRegs(): void {
-    for (const r of this.used) {
+    this.storeSome(this.dirty);
+  }
+
+  /** Writes back those of `regs` the region writes. */
+  storeSome(regs: readonly number[]): void {
+    const done = new Set<number>();
+    for (const r of regs) {
+      if (r === 0 || done.has(r) || !this.dirty.includes(r)) continue;
+      done.add(r);
       this.block();
       this.f.get(this.reg[r]!);
       this.f.mem(OP.i64_store, 3, 8 * (SLOT.X + r));
+    }
+  }
+
+  /** Reloads those of `regs` the region holds in locals. */
+  loadSome(regs: readonly number[]): void {
+    for (const r of regs) {
+      if (r === 0 || this.reg[r] === undefined) continue;
+      this.block();
+      this.f.mem(OP.i64_load, 3, 8 * (SLOT.X + r));
+      this.f.set(this.reg[r]!);
     }
   }
 
@@ -330,11 +370,11 @@ export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
   const r = f.local(I32);
   const top = f.loop();
   f.i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC).tee(lo);
-  f.i32(1).op(OP.i32_shr_u).i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
+  f.i32(1).op(OP.i32_shr_u).get(lo).i32(13).op(OP.i32_shr_u).op(OP.i32_xor);
+  f.i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
   f.i32(lookupAddr).op(OP.i32_add).tee(ent);
   f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
   f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
-  f.get(left).i32(BLOCK_MAX).op(OP.i32_lt_s).op(OP.i32_or);
   f.if_();
   f.get(left).op(OP.return);
   f.end();
@@ -362,10 +402,11 @@ export function translateRegion(src: RegionSource): Translation | null {
   blocks.forEach((b, i) => index.set(b.start, i));
   let used = 0;
   let count = 0;
-  for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); count++; }
+  let written = 0;
+  for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); written |= writesOf(i); count++; }
   used &= ~1;
 
-  const e = new Emitter(src, used);
+  const e = new Emitter(src, used, written);
   const f = e.f;
 
   // ---- entry: is this page still what the fetch TLB maps the pc to?
@@ -444,19 +485,24 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
     const ins = b.insns[k]!;
     const rest = len - k - 1;
     switch (ins.kind) {
-      case Kind.Step:
-      case Kind.System: {
+      case Kind.System:
+        // ECALL and CSR accesses may read any register, and the region ends here:
+        // everything is stored first, and nothing after (the interpreter set the pc).
         e.storeRegs();
-        f.i32((e.src.pcLo & -4096) | ins.off).i32(e.src.pcHi).i32(ins.len);
-        f.get(e.left).i32(len - k).op(OP.i32_add);
-        f.call(H_STEP);
+        emitStepCall(e, ins, len - k);
+        f.op(OP.drop);
+        e.refund(rest);
+        f.i32(-1).get(e.left).op(OP.i32_sub).op(OP.return);
+        return;
+      case Kind.Step: {
+        // The interpreter reads x[rs1], x[rs2] and writes x[rd] at most (for an
+        // FP or AMO instruction rd may name an f register: storing and reloading
+        // x[rd] is then a no-op).
+        const fields = [(ins.insn >>> 15) & 31, (ins.insn >>> 20) & 31, (ins.insn >>> 7) & 31];
+        e.storeSome(fields);
+        emitStepCall(e, ins, len - k);
         f.set(e.a0);
-        e.loadRegs();
-        if (ins.kind === Kind.System) {
-          e.refund(rest);
-          f.br(e.exit);
-          return;
-        }
+        e.loadSome([(ins.insn >>> 7) & 31]);
         f.get(e.a0).if_();
         e.refund(rest);
         f.br(e.exit);
@@ -476,6 +522,14 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
   } else {
     f.op(OP.unreachable);
   }
+}
+
+/** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */
+function emitStepCall(e: Emitter, ins: Insn, leftAt: number): void {
+  const f = e.f;
+  f.i32((e.src.pcLo & -4096) | ins.off).i32(e.src.pcHi).i32(ins.len);
+  f.get(e.left).i32(leftAt).op(OP.i32_add);
+  f.call(H_STEP);
 }
 
 /** Emits one translated instruction; true when it ended the block (a jump or branch). */
