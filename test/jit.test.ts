@@ -50,7 +50,7 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
   out.push(lui((DATA >>> 12) & 0xfffff, 2)); // x2 = DATA (sign-extended: 0xffffffff80010000)
   out.push(i(0, 2, 0, 2, 0x1b)); // addiw keeps it; then clear the high bits with a shift pair
   out.push(i(32, 2, 1, 2, 0x13), i(32, 2, 5, 2, 0x13)); // slli 32, srli 32
-  out.push(lui(6, 30), csrrs(MSTATUS, 30, 0)); // mstatus.FS = Dirty: F and D on
+  out.push(lui(2, 30), csrrs(MSTATUS, 30, 0)); // mstatus.FS = Initial: F and D on, Dirty at the first write
   out.push(lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0));
   out.push(i(rounds, 0, 0, 31, 0x13));
   for (const x of FREE) out.push(lui(Math.floor(rnd() * 0x100000), x), i(Math.floor(rnd() * 4096) - 2048, x, 0, x, 0x13));
@@ -118,7 +118,7 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
 /** The trap handler: skip the faulting instruction (4 bytes) and return. */
 const HANDLER_CODE = [csrrs(MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(MEPC, 30, 0), MRET];
 
-interface Run { regs: bigint[]; fregs: bigint[]; fcsr: bigint; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
+interface Run { regs: bigint[]; fregs: bigint[]; fcsr: bigint; mstatus: bigint; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
 
 function words(ws: readonly number[]): Uint8Array {
   const out = new Uint8Array(ws.length * 4);
@@ -161,7 +161,7 @@ function execute(program: readonly number[], jit: 'off' | 'eager', chunk: number
   for (let k = 0; k < 32; k++) regs.push(m.hart.getX(k));
   const fregs: bigint[] = [];
   for (let k = 0; k < 32; k++) fregs.push(m.hart.getF(k));
-  return { regs, fregs, fcsr: m.hart.readCsr(FCSR), pc: m.hart.pc, minstret: m.hart.readCsr(MINSTRET), data: m.pmap.read(DATA, DATA_BYTES), steps: m.hart.steps, jit: m.jit };
+  return { regs, fregs, fcsr: m.hart.readCsr(FCSR), mstatus: m.hart.readCsr(MSTATUS), pc: m.hart.pc, minstret: m.hart.readCsr(MINSTRET), data: m.pmap.read(DATA, DATA_BYTES), steps: m.hart.steps, jit: m.jit };
 }
 
 test('random programs end in the same state under the interpreter and the translator', () => {
@@ -174,6 +174,7 @@ test('random programs end in the same state under the interpreter and the transl
     for (let k = 0; k < 32; k++) assert.equal(b.regs[k], a.regs[k], `seed ${seed}: x${k}`);
     for (let k = 0; k < 32; k++) assert.equal(b.fregs[k], a.fregs[k], `seed ${seed}: f${k}`);
     assert.equal(b.fcsr, a.fcsr, `seed ${seed}: fcsr`);
+    assert.equal(b.mstatus, a.mstatus, `seed ${seed}: mstatus`);
     assert.equal(b.pc, a.pc, `seed ${seed}: pc`);
     assert.equal(b.minstret, a.minstret, `seed ${seed}: minstret`);
     assert.equal(b.steps, a.steps, `seed ${seed}: instructions attempted`);
@@ -198,6 +199,33 @@ test('a budget smaller than a block is honoured exactly', () => {
       assert.equal(bm.hart.pc, a.hart.pc, `chunk ${chunk}, call ${k}: pc`);
       if (ea.kind === 'ecall') break;
     }
+  }
+});
+
+test('translated FP loads mark mstatus.FS dirty, and trap while the FPU is off', () => {
+  const prologue = [
+    lui((DATA >>> 12) & 0xfffff, 2), i(32, 2, 1, 2, 0x13), i(32, 2, 5, 2, 0x13), // x2 = DATA
+    lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0),
+  ];
+  const fld = i(8, 2, 3, 1, 0x07); // fld f1, 8(x2)
+  const fsw = s(16, 1, 2, 2) + 4; // fsw f1, 16(x2)
+  for (const fs of [0, 1]) {
+    // An integer load and store first fill the soft TLB: the FP accesses then take the inline path.
+    const warm = [i(0, 2, 3, 7, 0x03), s(24, 0, 2, 3)];
+    const prog = [...prologue, lui(fs * 2, 5), csrrs(MSTATUS, 5, 0), ...warm, fld, fsw, csrrs(0x342, 0, 6), ECALL]; // x6 = mcause
+    const runs = (['off', 'eager'] as const).map((mode) => {
+      const m = setup(prog, mode);
+      assert.equal(runToEcall(m.hart, 100_000).kind, 'ecall');
+      return { mstatus: m.hart.readCsr(MSTATUS), f1: m.hart.getF(1), mcause: m.hart.getX(6), data: m.pmap.read(DATA, 32), jit: m.jit };
+    });
+    const [a, t] = runs as [typeof runs[0], typeof runs[0]];
+    assert.equal(t.mstatus, a.mstatus, `FS ${fs}: mstatus`);
+    assert.equal((a.mstatus >> 13n) & 3n, fs ? 3n : 0n, `FS ${fs}: FS after the load`);
+    assert.equal(t.f1, a.f1, `FS ${fs}: f1`);
+    assert.equal(t.mcause, a.mcause, `FS ${fs}: mcause`);
+    assert.equal(a.mcause, fs ? 0n : 2n, `FS ${fs}: illegal instruction only with the FPU off`);
+    assert.deepEqual(t.data, a.data, `FS ${fs}: memory`);
+    assert.ok(t.jit!.stats.instructionsTranslated > 0);
   }
 });
 

@@ -884,6 +884,23 @@ export class Hart {
    * 0: it fell through to pc + len; 1: it did anything else (jumped, trapped, wrote
    * translated code, needs a slice boundary, or left an exit for the dispatcher).
    */
+  /**
+   * An OP-FP or fused multiply-add instruction for translated code: 0 when done,
+   * 1 (nothing changed) when it must trap, which the interpreter then raises.
+   */
+  jitFp(insn: number): number {
+    if (this.fsOff()) return 1;
+    const fcsrIdx = this.xw + 2 * SLOT.FCSR;
+    const fcsr = this.i32[fcsrIdx]!;
+    const flags = this.fpu.execute(insn, (fcsr >>> 5) & 7);
+    if (flags < 0) return 1;
+    if (flags !== 0) this.i32[fcsrIdx] = fcsr | flags;
+    this.i32[this.xw] = 0;
+    this.i32[this.xw + 1] = 0;
+    this.markFsDirty();
+    return 0;
+  }
+
   jitStep(pcLo: number, pcHi: number, len: number): number {
     const R = this.i32;
     const p = this.xw + 2 * SLOT.PC;

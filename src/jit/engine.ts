@@ -133,6 +133,7 @@ export class Jit implements HartAccelerator {
         st: (lo: number, hi: number, vlo: number, vhi: number, op: number, pcLo: number, pcHi: number): number =>
           hart.jitStore(lo, hi, vlo, vhi, op, pcLo, pcHi),
         step: (pcLo: number, pcHi: number, len: number, leftAt: number): number => this.step(pcLo, pcHi, len, leftAt),
+        fp: (insn: number): number => hart.jitFp(insn),
       },
     };
     this.codeGen = hart.pmap.codeGeneration();

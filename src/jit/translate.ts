@@ -18,8 +18,11 @@
  * - On leaving, a region with a budget left looks its successor up in the
  *   lookup table and tail-calls it (chaining), without returning to JavaScript.
  */
+import { MSTATUS } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
 import { encodeModule, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
+
+const MSTATUS_FS = MSTATUS.FS;
 
 /** Longest basic block (instructions); a budget this large always fits the next block. */
 export const BLOCK_MAX = 64;
@@ -39,9 +42,11 @@ const T_REGION = 0;
 const T_LOAD = 1;
 const T_STORE = 2;
 const T_STEP = 3;
+const T_FP = 4;
 const H_LOAD = 0;
 const H_STORE = 1;
 const H_STEP = 2;
+const H_FP = 3;
 
 const TLB_BYTES_PER_ENTRY = 32;
 const TLB_MASK = TLB_ENTRIES - 1;
@@ -84,6 +89,10 @@ const enum Kind {
   Step,
   /** A SYSTEM instruction: interpreted, then the region ends (a slice boundary may be due). */
   System,
+  /** OP-FP and the fused multiply-adds: the FP helper, which touches no x register but rd/rs1. */
+  Fp,
+  /** FLW, FLD, FSW, FSD: the soft-TLB fast path inline, else interpreted in place. */
+  FpMem,
 }
 
 interface Block {
@@ -130,6 +139,8 @@ function classify(insn: number): Kind {
       return Kind.Step;
     case 0x0f: return f3 <= 1 ? Kind.Native : Kind.Step; // FENCE, FENCE.I: stores to code are tracked exactly
     case 0x73: return Kind.System;
+    case 0x07: case 0x27: return f3 === 2 || f3 === 3 ? Kind.FpMem : Kind.Step;
+    case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return Kind.Fp;
     default: return Kind.Step;
   }
 }
@@ -223,6 +234,7 @@ function discover(src: RegionSource, start: number): Block[] {
 
 /** Registers an instruction reads or writes natively (bit i: x_i). */
 function regsOf(i: Insn): number {
+  if (i.kind === Kind.FpMem) return 1 << ((i.insn >>> 15) & 31);
   if (i.kind !== Kind.Native) return 0;
   const rd = (i.insn >>> 7) & 31, rs1 = (i.insn >>> 15) & 31, rs2 = (i.insn >>> 20) & 31;
   switch (i.insn & 0x7f) {
@@ -453,8 +465,9 @@ export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
       { params: [I32, I32, I32, I32, I32], results: [I32] },
       { params: [I32, I32, I32, I32, I32, I32, I32], results: [I32] },
       { params: [I32, I32, I32, I32], results: [I32] },
+      { params: [I32], results: [I32] },
     ],
-    importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }],
+    importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }, { name: 'fp', type: T_FP }],
     funcType: T_REGION,
     bodies,
   });
@@ -494,21 +507,28 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
         e.refund(rest);
         f.i32(-1).get(e.left).op(OP.i32_sub).op(OP.return);
         return;
-      case Kind.Step: {
-        // The interpreter reads x[rs1], x[rs2] and writes x[rd] at most (for an
-        // FP or AMO instruction rd may name an f register: storing and reloading
-        // x[rd] is then a no-op).
-        const fields = [(ins.insn >>> 15) & 31, (ins.insn >>> 20) & 31, (ins.insn >>> 7) & 31];
-        e.storeSome(fields);
-        emitStepCall(e, ins, len - k);
-        f.set(e.a0);
-        e.loadSome([(ins.insn >>> 7) & 31]);
-        f.get(e.a0).if_();
-        e.refund(rest);
-        f.br(e.exit);
+      case Kind.Step:
+        emitStep(e, ins, len - k, rest);
+        break;
+      case Kind.Fp: {
+        // The helper fails (FP off, a reserved rounding mode) without side effects:
+        // the interpreter then raises the trap.
+        const rd = (ins.insn >>> 7) & 31, rs1 = (ins.insn >>> 15) & 31;
+        const f7 = ins.insn >>> 25;
+        const readsX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x68 || f7 === 0x69 || f7 === 0x78 || f7 === 0x79);
+        const writesX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x50 || f7 === 0x51 || f7 === 0x60 || f7 === 0x61 || f7 === 0x70 || f7 === 0x71);
+        if (readsX) e.storeSome([rs1]);
+        if (writesX) e.storeSome([rd]);
+        f.i32(ins.insn).call(H_FP);
+        f.if_();
+        emitStep(e, ins, len - k, rest);
         f.end();
+        if (writesX) e.loadSome([rd]);
         break;
       }
+      case Kind.FpMem:
+        emitFpMem(e, ins, len - k, rest);
+        break;
       case Kind.Native:
         if (emitNative(e, ins, rest, index)) return;
         break;
@@ -522,6 +542,63 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
   } else {
     f.op(OP.unreachable);
   }
+}
+
+/**
+ * Interprets one instruction in place. The interpreter reads x[rs1], x[rs2] and
+ * writes x[rd] at most (for FP and AMO instructions rd may name an f register:
+ * storing and reloading x[rd] is then a no-op).
+ */
+function emitStep(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
+  const f = e.f;
+  e.storeSome([(ins.insn >>> 15) & 31, (ins.insn >>> 20) & 31, (ins.insn >>> 7) & 31]);
+  emitStepCall(e, ins, leftAt);
+  f.set(e.a0);
+  e.loadSome([(ins.insn >>> 7) & 31]);
+  f.get(e.a0).if_();
+  e.refund(rest);
+  f.br(e.exit);
+  f.end();
+}
+
+/**
+ * FLW/FLD/FSW/FSD with the FPU on and a soft-TLB hit, inline; anything else
+ * (FP off, a miss, misalignment, MMIO) is interpreted in place.
+ */
+function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
+  const f = e.f;
+  const insn = ins.insn;
+  const store = (insn & 0x7f) === 0x27;
+  const size = ((insn >>> 12) & 7) === 3 ? 8 : 4;
+  const rs1 = (insn >>> 15) & 31;
+  const fr = store ? (insn >>> 20) & 31 : (insn >>> 7) & 31;
+  const imm = store ? ((insn >> 25) << 5) | ((insn >>> 7) & 31) : insn >> 20;
+  const fslot = 8 * (SLOT.F + fr);
+  emitAddress(e, rs1, imm);
+  emitTlbHit(e, store ? TLB_TAG_WRITE : TLB_TAG_READ, size);
+  // mstatus.FS (privileged spec 3.1.6.6): off makes every FP instruction illegal.
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne).op(OP.i32_and);
+  f.if_();
+  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  if (store) {
+    e.block();
+    if (size === 8) f.mem(OP.i64_load, 3, fslot).mem(OP.i64_store, 3, 0);
+    else f.mem(OP.i32_load, 2, fslot).mem(OP.i32_store, 2, 0);
+  } else {
+    f.set(e.a1);
+    e.block();
+    f.get(e.a1);
+    if (size === 8) f.mem(OP.i64_load, 3, 0);
+    else f.mem(OP.i64_load32_u, 2, 0).i64(0, -1).op(OP.i64_or); // NaN-boxed
+    f.mem(OP.i64_store, 3, fslot);
+    e.block();
+    e.block();
+    f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_or).mem(OP.i32_store, 2, 8 * SLOT.MSTATUS);
+  }
+  f.else_();
+  emitStep(e, ins, leftAt, rest);
+  f.end();
 }
 
 /** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */
