@@ -20,7 +20,7 @@
  */
 import { MSTATUS } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
-import { encodeModule, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
+import { encodeModule, F64, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
 
 const MSTATUS_FS = MSTATUS.FS;
 
@@ -298,6 +298,21 @@ class Emitter {
     this.dctx = f.local(I32);
   }
 
+  private readonly fTemps: number[] = [];
+  private okLocal = -1;
+
+  /** The n-th f64 scratch local (created on first use). */
+  ft(n: number): number {
+    while (this.fTemps.length <= n) this.fTemps.push(this.f.local(F64));
+    return this.fTemps[n]!;
+  }
+
+  /** An i32 scratch local for FP fast-path conditions. */
+  ok(): number {
+    if (this.okLocal < 0) this.okLocal = this.f.local(I32);
+    return this.okLocal;
+  }
+
   /** Pushes x_r. */
   x(r: number): void {
     if (r === 0) this.f.i64(0, 0);
@@ -517,6 +532,11 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
         const f7 = ins.insn >>> 25;
         const readsX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x68 || f7 === 0x69 || f7 === 0x78 || f7 === 0x79);
         const writesX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x50 || f7 === 0x51 || f7 === 0x60 || f7 === 0x61 || f7 === 0x70 || f7 === 0x71);
+        const fast = fpFastOp(ins.insn);
+        if (fast) {
+          emitFpFast(e, fast);
+          f.op(OP.i32_eqz).if_();
+        }
         if (readsX) e.storeSome([rs1]);
         if (writesX) e.storeSome([rd]);
         f.i32(ins.insn).call(H_FP);
@@ -524,6 +544,7 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
         emitStep(e, ins, len - k, rest);
         f.end();
         if (writesX) e.loadSome([rd]);
+        if (fast) f.end();
         break;
       }
       case Kind.FpMem:
@@ -599,6 +620,221 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
   f.else_();
   emitStep(e, ins, leftAt, rest);
   f.end();
+}
+
+// ---- FP arithmetic inline (unprivileged spec chapters 20-21)
+//
+// The common case runs natively: round to nearest even, operands and result
+// ordinary numbers, and fflags.NX already set (a program's first inexact
+// operation sets it and it stays set), so the only flag the operation could
+// raise is one already raised. Anything else (other rounding modes, NaNs,
+// infinities, results that overflow or underflow, NX clear, the FPU off) goes
+// to the FP helper, which is the interpreter's FPU.
+//
+// Wasm's f64 and f32 arithmetic is IEEE 754 round-to-nearest-even. Single
+// precision add, sub, mul, div and sqrt are done in f64 and rounded once more
+// to f32, which is exact for these operations (53 >= 2*24 + 2). Fused
+// multiply-adds use rounding to odd (Boldo and Melquiond, IEEE TC 57(4), 2008):
+// for .S the f64 product is exact and the sum is rounded to odd before the f32
+// rounding; for .D the product is split exactly (Dekker), the big parts are
+// summed exactly (TwoSum), the small parts are added rounding to odd, and the
+// final sum is rounded once.
+
+type FpFastKind = 'add' | 'sub' | 'mul' | 'div' | 'sqrt' | 'fma';
+interface FpFast {
+  readonly kind: FpFastKind;
+  readonly double: boolean;
+  /** Rounding mode field: 0 (RNE) or 7 (dynamic: fcsr.frm must be RNE). */
+  readonly rm: number;
+  readonly rd: number;
+  readonly rs1: number;
+  readonly rs2: number;
+  readonly rs3: number;
+  readonly negProd: boolean;
+  readonly negC: boolean;
+}
+
+function fpFastOp(insn: number): FpFast | null {
+  const op = insn & 0x7f;
+  const rm = (insn >>> 12) & 7;
+  if (rm !== 0 && rm !== 7) return null;
+  const fmt = (insn >>> 25) & 3;
+  if (fmt > 1) return null;
+  const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31, rs3 = insn >>> 27;
+  const base = { double: fmt === 1, rm, rd, rs1, rs2, rs3, negProd: false, negC: false };
+  if (op === 0x53) {
+    switch (insn >>> 27) {
+      case 0: return { ...base, kind: 'add' };
+      case 1: return { ...base, kind: 'sub' };
+      case 2: return { ...base, kind: 'mul' };
+      case 3: return { ...base, kind: 'div' };
+      case 0xb: return rs2 === 0 ? { ...base, kind: 'sqrt' } : null;
+      default: return null;
+    }
+  }
+  // FMADD a*b+c, FMSUB a*b-c, FNMSUB -(a*b)+c, FNMADD -(a*b)-c
+  if (op === 0x43) return { ...base, kind: 'fma' };
+  if (op === 0x47) return { ...base, kind: 'fma', negC: true };
+  if (op === 0x4b) return { ...base, kind: 'fma', negProd: true };
+  if (op === 0x4f) return { ...base, kind: 'fma', negProd: true, negC: true };
+  return null;
+}
+
+const MIN_NORMAL_D = 2 ** -1022;
+const MIN_NORMAL_S = 2 ** -126;
+/** Veltkamp's splitting constant for binary64: 2^27 + 1. */
+const SPLIT = 134217729;
+
+/** Pushes 1 when the fast path ran (result written, FS dirty), else 0 with nothing changed. */
+function emitFpFast(e: Emitter, op: FpFast): void {
+  const f = e.f;
+  const ok = e.ok();
+  const [a, b, c, r] = [e.ft(0), e.ft(1), e.ft(2), e.ft(3)];
+  const fslot = (n: number): number => 8 * (SLOT.F + n);
+  const and = (): void => { f.op(OP.i32_and); };
+  const finite = (l: number): void => { f.get(l).op(OP.f64_abs).f64(Infinity).op(OP.f64_lt); };
+  const normal = (l: number, min: number): void => {
+    f.get(l).op(OP.f64_abs).f64(min).op(OP.f64_ge);
+    f.get(l).op(OP.f64_abs).f64(Infinity).op(OP.f64_lt);
+    and();
+  };
+  const isZero = (l: number): void => { f.get(l).f64(0).op(OP.f64_eq); };
+  const load = (n: number, l: number): void => {
+    e.block();
+    if (op.double) f.mem(OP.f64_load, 3, fslot(n));
+    else f.mem(OP.f32_load, 2, fslot(n)).op(OP.f64_promote_f32);
+    f.set(l);
+  };
+  const boxed = (n: number): void => { e.block(); f.mem(OP.i32_load, 2, fslot(n) + 4).i32(-1).op(OP.i32_eq); };
+  // s = RO(x + y): the sum rounded to odd, via TwoSum's exact error.
+  const addOdd = (x: number, y: number, s: number, t1: number, t2: number): void => {
+    f.get(x).get(y).op(OP.f64_add).set(s);
+    f.get(s).get(x).op(OP.f64_sub).set(t1); // bb = s - x
+    f.get(x).get(s).get(t1).op(OP.f64_sub).op(OP.f64_sub); // x - (s - bb)
+    f.get(y).get(t1).op(OP.f64_sub).op(OP.f64_add).set(t2); // err
+    // If inexact and the significand is even, step one ulp toward the error.
+    f.get(s).op(OP.i64_reinterpret_f64);
+    f.i64(1, 0).i64(-1, -1);
+    f.get(t2).f64(0).op(OP.f64_gt).get(s).f64(0).op(OP.f64_lt).op(OP.i32_xor);
+    f.op(OP.select);
+    f.i64(0, 0);
+    f.get(t2).f64(0).op(OP.f64_ne);
+    f.get(s).op(OP.i64_reinterpret_f64).i64(1, 0).op(OP.i64_and).op(OP.i64_eqz);
+    and();
+    f.op(OP.select);
+    f.op(OP.i64_add).op(OP.f64_reinterpret_i64).set(s);
+  };
+  const expIn = (l: number, lo: number, hi: number): void => {
+    f.get(l).op(OP.i64_reinterpret_f64).i64(52, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32(0x7ff).op(OP.i32_and);
+    f.i32(lo).op(OP.i32_sub).i32(hi - lo).op(OP.i32_le_u);
+  };
+
+  load(op.rs1, a);
+  if (op.kind !== 'sqrt') load(op.rs2, b);
+  if (op.kind === 'fma') load(op.rs3, c);
+  if (op.negProd) f.get(a).op(OP.f64_neg).set(a);
+  if (op.negC) f.get(c).op(OP.f64_neg).set(c);
+
+  // ok = FPU on, round to nearest even, NX already set (and boxed singles)
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne);
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.FCSR).set(ok);
+  f.get(ok).i32(1).op(OP.i32_and);
+  and();
+  if (op.rm === 7) { f.get(ok).i32(0xe0).op(OP.i32_and).op(OP.i32_eqz); and(); }
+  if (!op.double) {
+    boxed(op.rs1);
+    and();
+    if (op.kind !== 'sqrt') { boxed(op.rs2); and(); }
+    if (op.kind === 'fma') { boxed(op.rs3); and(); }
+  }
+  f.set(ok);
+
+  const min = op.double ? MIN_NORMAL_D : MIN_NORMAL_S;
+  // r = the result, rounded to the format (singles: the f32 value, held as f64)
+  const round = (): void => { if (!op.double) f.op(OP.f32_demote_f64).op(OP.f64_promote_f32); };
+  switch (op.kind) {
+    case 'add': case 'sub':
+      // A sum that is tiny is exact: no underflow.
+      f.get(a).get(b).op(op.kind === 'add' ? OP.f64_add : OP.f64_sub);
+      round();
+      f.set(r);
+      f.get(ok); finite(a); and(); finite(b); and(); finite(r); and(); f.set(ok);
+      break;
+    case 'mul': case 'div':
+      f.get(a).get(b).op(op.kind === 'mul' ? OP.f64_mul : OP.f64_div);
+      round();
+      f.set(r);
+      f.get(ok); finite(a); and(); finite(b); and();
+      if (op.kind === 'div') { f.get(b).f64(0).op(OP.f64_ne); and(); }
+      normal(r, min);
+      isZero(a); f.op(OP.i32_or);
+      if (op.kind === 'mul') { isZero(b); f.op(OP.i32_or); }
+      and();
+      f.set(ok);
+      break;
+    case 'sqrt':
+      f.get(a).op(OP.f64_sqrt);
+      round();
+      f.set(r);
+      f.get(ok); finite(a); and(); f.get(a).f64(0).op(OP.f64_ge); and(); f.set(ok);
+      break;
+    case 'fma':
+      if (!op.double) {
+        // The f64 product of two singles is exact; round the sum to odd, then to f32.
+        const [p, t1, t2] = [e.ft(4), e.ft(5), e.ft(6)];
+        f.get(a).get(b).op(OP.f64_mul).set(p);
+        addOdd(p, c, r, t1, t2);
+        f.get(r);
+        round();
+        f.set(r);
+        f.get(ok); finite(a); and(); finite(b); and(); finite(c); and(); normal(r, min); and(); f.set(ok);
+      } else {
+        const [uh, ul, ah, al, bh, bl, th, tl, t1, t2] = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((n) => e.ft(n)) as [number, number, number, number, number, number, number, number, number, number];
+        // Ranges where the splitting, the exact product and TwoSum neither overflow nor underflow.
+        f.get(ok); expIn(a, 1023 - 450, 1023 + 450); and(); expIn(b, 1023 - 450, 1023 + 450); and();
+        isZero(c); expIn(c, 1023 - 900, 1023 + 900); f.op(OP.i32_or); and(); f.set(ok);
+        // uh + ul = a*b exactly (Dekker, with Veltkamp's splitting)
+        const split = (x: number, hi: number, lo: number): void => {
+          f.get(x).f64(SPLIT).op(OP.f64_mul).set(t1);
+          f.get(t1).get(t1).get(x).op(OP.f64_sub).op(OP.f64_sub).set(hi);
+          f.get(x).get(hi).op(OP.f64_sub).set(lo);
+        };
+        split(a, ah, al);
+        split(b, bh, bl);
+        f.get(a).get(b).op(OP.f64_mul).set(uh);
+        f.get(ah).get(bh).op(OP.f64_mul).get(uh).op(OP.f64_sub);
+        f.get(ah).get(bl).op(OP.f64_mul).op(OP.f64_add);
+        f.get(al).get(bh).op(OP.f64_mul).op(OP.f64_add);
+        f.get(al).get(bl).op(OP.f64_mul).op(OP.f64_add).set(ul);
+        // th + tl = c + uh exactly (TwoSum)
+        f.get(c).get(uh).op(OP.f64_add).set(th);
+        f.get(th).get(c).op(OP.f64_sub).set(t1);
+        f.get(c).get(th).get(t1).op(OP.f64_sub).op(OP.f64_sub);
+        f.get(uh).get(t1).op(OP.f64_sub).op(OP.f64_add).set(tl);
+        // v = RO(tl + ul); result = RN(th + v)
+        addOdd(tl, ul, r, t1, t2);
+        f.get(th).get(r).op(OP.f64_add).set(r);
+        f.get(ok); normal(r, min); and(); f.set(ok);
+      }
+      break;
+  }
+  f.get(ok).if_();
+  e.block();
+  f.get(r);
+  if (op.double) {
+    f.mem(OP.f64_store, 3, fslot(op.rd));
+  } else {
+    f.op(OP.f32_demote_f64).mem(OP.f32_store, 2, fslot(op.rd));
+    e.block();
+    f.i32(-1).mem(OP.i32_store, 2, fslot(op.rd) + 4);
+  }
+  e.block();
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_or).mem(OP.i32_store, 2, 8 * SLOT.MSTATUS);
+  f.end();
+  f.get(ok);
 }
 
 /** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */

@@ -7,7 +7,9 @@
 
 export const I32 = 0x7f;
 export const I64 = 0x7e;
-export type ValType = typeof I32 | typeof I64;
+export const F32 = 0x7d;
+export const F64 = 0x7c;
+export type ValType = typeof I32 | typeof I64 | typeof F32 | typeof F64;
 
 /** Opcodes used by the translator (core spec 5.4). */
 export const OP = {
@@ -31,6 +33,13 @@ export const OP = {
   i64_and: 0x83, i64_or: 0x84, i64_xor: 0x85, i64_shl: 0x86, i64_shr_s: 0x87, i64_shr_u: 0x88,
   i32_wrap_i64: 0xa7, i64_extend_i32_s: 0xac, i64_extend_i32_u: 0xad,
   i32_extend8_s: 0xc0, i32_extend16_s: 0xc1,
+  f32_load: 0x2a, f64_load: 0x2b, f32_store: 0x38, f64_store: 0x39, f64_const: 0x44,
+  f32_eq: 0x5b, f32_lt: 0x5d, f32_ge: 0x60,
+  f64_eq: 0x61, f64_ne: 0x62, f64_lt: 0x63, f64_gt: 0x64, f64_le: 0x65, f64_ge: 0x66,
+  f32_abs: 0x8b, f32_neg: 0x8c, f32_sqrt: 0x91, f32_add: 0x92, f32_sub: 0x93, f32_mul: 0x94, f32_div: 0x95,
+  f64_abs: 0x99, f64_neg: 0x9a, f64_sqrt: 0x9f, f64_add: 0xa0, f64_sub: 0xa1, f64_mul: 0xa2, f64_div: 0xa3,
+  f32_demote_f64: 0xb6, f64_promote_f32: 0xbb,
+  i32_reinterpret_f32: 0xbc, i64_reinterpret_f64: 0xbd, f32_reinterpret_i32: 0xbe, f64_reinterpret_i64: 0xbf,
 } as const;
 
 /** Block type "no result" (core spec 5.4.1). */
@@ -96,6 +105,13 @@ export class FunctionBody {
 
   op(o: number): this {
     this.code.push(o);
+    return this;
+  }
+
+  f64(v: number): this {
+    this.code.push(OP.f64_const);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    for (const x of b) this.code.push(x);
     return this;
   }
 
