@@ -54,6 +54,8 @@ const MEDELEG_MASK = 0xb3ffn;
 /** RV64 with A, C, D, F, I, M, S, U (misa, section 3.1.1). */
 const MISA_VALUE = (2n << 62n) | BigInt((1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20));
 const ASID_BITS = 16;
+/** menvcfg.STCE (bit 63) in the high word. */
+const MENVCFG_STCE_HI = Number(MENVCFG_STCE >> 32n) | 0;
 
 export interface HartOptions {
   readonly mem: MachineMemory;
@@ -1424,12 +1426,19 @@ export class Hart {
   private effectiveMip(): number {
     let mip = this.slotLo(SLOT.MIP) | this.port.irqLines();
     const now = this.clock.now();
-    if (now >= Number(this.slotU(SLOT.MTIMECMP))) mip |= MIP_MTIP;
-    if (this.slotU(SLOT.MENVCFG) & MENVCFG_STCE) {
+    // Read as numbers (not BigInt): this runs at every slice boundary.
+    if (now >= this.slotNum(SLOT.MTIMECMP)) mip |= MIP_MTIP;
+    if (this.i32[this.xw + 2 * SLOT.MENVCFG + 1]! & MENVCFG_STCE_HI) {
       mip &= ~MIP_STIP;
-      if (now >= Number(this.slotU(SLOT.STIMECMP))) mip |= MIP_STIP;
+      if (now >= this.slotNum(SLOT.STIMECMP)) mip |= MIP_STIP;
     }
     return mip;
+  }
+
+  /** A 64-bit slot as an unsigned number (rounded above 2^53, which time comparisons tolerate). */
+  private slotNum(i: number): number {
+    const w = this.xw + 2 * i;
+    return (this.i32[w + 1]! >>> 0) * 4294967296 + (this.i32[w]! >>> 0);
   }
 
   private mstatusRead(): bigint {

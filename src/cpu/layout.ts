@@ -73,7 +73,7 @@ export const PMP_ENTRIES = 16;
  * the virtual address; a non-aligned value never matches), the high word of the
  * virtual address, the machine address of the page, its guest-physical page number.
  */
-export const TLB_ENTRIES = 512;
+export const TLB_ENTRIES = 2048;
 export const TLB_ENTRY_WORDS = 8;
 export const TLB_TAG_READ = 0;
 export const TLB_TAG_WRITE = 1;
