@@ -52,7 +52,7 @@ const HOT_ENTRIES = 65536;
 const HOT_QUEUED = -2;
 const HOT_FAILED = -1;
 /** Slice boundaries a queued entry waits at most before its batch is translated. */
-const BATCH_WAIT = 16;
+const BATCH_WAIT = 64;
 
 interface Pending {
   readonly pcLo: number;
@@ -106,9 +106,9 @@ export class Jit implements HartAccelerator {
   private credited = 0;
 
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
-    this.threshold = opts.threshold ?? 500;
+    this.threshold = opts.threshold ?? 2000;
     this.capacity = opts.capacity ?? 32768;
-    this.batch = opts.batch ?? 16;
+    this.batch = opts.batch ?? 32;
     const mem = hart.mem;
     this.i32 = new Int32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
     this.u16 = new Uint16Array(mem.buffer, 0, mem.buffer.byteLength >>> 1);
