@@ -48,9 +48,10 @@ export interface JitStats {
 const SLICE = 2048;
 const HOT_ENTRIES = 65536;
 
-/** Hot-counter values: queued for the next batch, or translation failed. */
+/** Hot-counter values: queued for the next batch, translation failed, or translated (look it up). */
 const HOT_QUEUED = -2;
 const HOT_FAILED = -1;
+const HOT_TRANSLATED = -3;
 /** Slice boundaries a queued entry waits at most before its batch is translated. */
 const BATCH_WAIT = 64;
 
@@ -177,7 +178,9 @@ export class Jit implements HartAccelerator {
       {
         this.leftIn = chunk;
         this.credited = 0;
-        let r = this.chain(chunk);
+        // The chaining loop's first lookup, done here: cold code then costs no call into Wasm.
+        const li = this.lookupW + lookupIndex(R[pcW]!) * 4;
+        let r = R[li] === R[pcW] && R[li + 1] === R[pcW + 1] ? this.chain(chunk) : chunk;
         if (r === chunk && chunk >= BLOCK_MAX) {
           // Nothing ran: translate the entry if it is hot (or find it under another mapping).
           const region = this.find(R[pcW]!, R[pcW + 1]!);
@@ -231,6 +234,17 @@ export class Jit implements HartAccelerator {
   /** The region for pc in the current address space, translating it when hot; null to interpret. */
   private find(pcLo: number, pcHi: number): Region | null {
     const R = this.i32;
+    // Cold code (the common case here) only counts: no TLB or page lookup.
+    const hi = (pcLo >>> 1) & (HOT_ENTRIES - 1);
+    const mine = this.hotTag[hi] === pcLo;
+    const c = this.hot[hi]!;
+    if (mine) {
+      if (c >= 0 && c < this.threshold) {
+        this.hot[hi] = c + 1;
+        return null;
+      }
+      if (c === HOT_QUEUED || c === HOT_FAILED) return null;
+    }
     // What the fetch TLB maps the pc to (no entry: interpret, which fills it).
     const te = (R[this.blockW + 2 * SLOT.JIT_FETCH_TLB]! >>> 2) + ((pcLo >>> 12) & (TLB_ENTRIES - 1)) * 8;
     if (R[te + TLB_TAG_EXEC] !== (pcLo & -4096) || R[te + TLB_TAG_HI] !== pcHi) {
@@ -251,17 +265,13 @@ export class Jit implements HartAccelerator {
         }
       }
     }
-    const hi = (pcLo >>> 1) & (HOT_ENTRIES - 1);
-    if (this.hotTag[hi] !== pcLo) {
-      // Another entry held the counter: this one starts counting.
+    if (!mine || c === HOT_TRANSLATED) {
+      // Another entry held the counter, or this one's translation is gone: (re)start counting.
       this.hotTag[hi] = pcLo;
-      this.hot[hi] = 0;
-    }
-    const c = this.hot[hi]!;
-    if (c < 0) return null; // queued, or failed to translate before
-    if (c < this.threshold) {
-      this.hot[hi] = c + 1;
-      return null;
+      if (this.threshold > 0) {
+        this.hot[hi] = 1;
+        return null;
+      }
     }
     this.hot[hi] = HOT_QUEUED;
     this.pending.push({ pcLo, pcHi, maddrPage, gppn: R[te + TLB_GPPN]! >>> 0 });
@@ -338,6 +348,8 @@ export class Jit implements HartAccelerator {
       }
       list.push(r);
       this.install(r);
+      const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
+      if (this.hotTag[hi] === p.pcLo) this.hot[hi] = HOT_TRANSLATED;
       this.stats.regions++;
     });
     this.stats.compiled += metas.length;
