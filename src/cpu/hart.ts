@@ -98,6 +98,17 @@ export const INTERPRET_STOP_AT_JUMP = 1;
 export const INTERPRET_NO_IRQ = 2;
 /** Leave retired instructions pending (the caller settles them before its run() returns). */
 export const INTERPRET_NO_FLUSH = 4;
+/**
+ * Count taken jumps in the jump watch (setJumpWatch) and stop after one whose
+ * target's counter reaches zero: an accelerator watches block entries without
+ * a call per block.
+ */
+export const INTERPRET_STOP_AT_WATCHED = 8;
+
+/** The jump watch's slot for a target pc (low word): the page number is mixed in. */
+export function jumpWatchIndex(pcLo: number, mask: number): number {
+  return ((pcLo >>> 1) ^ (pcLo >>> 13)) & mask;
+}
 
 export class Hart {
   readonly hartId: number;
@@ -369,6 +380,19 @@ export class Hart {
   private accel: HartAccelerator | null = null;
 
   /** Attaches (or, with null, detaches) a translator; run() then goes through it. */
+  private jumpWatch: Int32Array | null = null;
+  private jumpWatchMask = 0;
+
+  /**
+   * The jump watch for INTERPRET_STOP_AT_WATCHED: one counter per slot
+   * (jumpWatchIndex of the target pc), a power-of-two number of them.
+   */
+  setJumpWatch(watch: Int32Array | null): void {
+    if (watch !== null && (watch.length & (watch.length - 1)) !== 0) throw new RangeError('jump watch size must be a power of two');
+    this.jumpWatch = watch;
+    this.jumpWatchMask = watch === null ? 0 : watch.length - 1;
+  }
+
   attachAccelerator(a: HartAccelerator | null): void {
     this.accel = a;
   }
@@ -379,6 +403,8 @@ export class Hart {
    */
   interpret(budget: number, flags: number): Exit {
     const stopAtJump = (flags & INTERPRET_STOP_AT_JUMP) !== 0;
+    const watch = (flags & INTERPRET_STOP_AT_WATCHED) !== 0 ? this.jumpWatch : null;
+    const watchMask = this.jumpWatchMask;
     const noFlush = (flags & INTERPRET_NO_FLUSH) !== 0;
     let checkIrq = (flags & INTERPRET_NO_IRQ) === 0;
     const R = this.i32;
@@ -655,6 +681,12 @@ export class Hart {
               pcLo = t | 0;
               R[xw] = 0; R[xw + 1] = 0;
               if (stopAtJump) budget = limit = n;
+              else if (watch !== null) {
+                const k = ((pcLo >>> 1) ^ (pcLo >>> 13)) & watchMask;
+                const v = watch[k]! + 1;
+                watch[k] = v;
+                if (v >= 0) budget = limit = n;
+              }
               continue;
             }
             case 0x67: { // JALR
@@ -667,6 +699,12 @@ export class Hart {
               pcLo = t & ~1; pcHi = thi;
               R[xw] = 0; R[xw + 1] = 0;
               if (stopAtJump) budget = limit = n;
+              else if (watch !== null) {
+                const k = ((pcLo >>> 1) ^ (pcLo >>> 13)) & watchMask;
+                const v = watch[k]! + 1;
+                watch[k] = v;
+                if (v >= 0) budget = limit = n;
+              }
               continue;
             }
             case 0x63: { // BRANCH
@@ -688,6 +726,12 @@ export class Hart {
                 pcHi = (pcHi + (imm >> 31) + (t > 0xffffffff ? 1 : 0)) | 0;
                 pcLo = t | 0;
                 if (stopAtJump) budget = limit = n;
+                else if (watch !== null) {
+                  const k = ((pcLo >>> 1) ^ (pcLo >>> 13)) & watchMask;
+                  const v = watch[k]! + 1;
+                  watch[k] = v;
+                  if (v >= 0) budget = limit = n;
+                }
                 continue;
               }
               break;

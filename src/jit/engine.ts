@@ -11,7 +11,7 @@
  * TLB's fast path, and any write (a hart, a device's DMA, the hypervisor) or
  * the frame's release drops the page's translations.
  */
-import { INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_JUMP, type Hart, type HartAccelerator } from '../cpu/hart.js';
+import { INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_WATCHED, jumpWatchIndex, type Hart, type HartAccelerator } from '../cpu/hart.js';
 import type { Exit } from '../cpu/exit.js';
 import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI } from '../cpu/layout.js';
 import { rvcTable } from '../cpu/rvc.js';
@@ -48,10 +48,21 @@ export interface JitStats {
 const SLICE = 2048;
 const HOT_ENTRIES = 65536;
 
-/** Hot-counter values: queued for the next batch, translation failed, or translated (look it up). */
+/** Tagged hot-counter values (entries whose jump-watch slot another translation holds): queued, or translation failed. */
 const HOT_QUEUED = -2;
 const HOT_FAILED = -1;
-const HOT_TRANSLATED = -3;
+
+/**
+ * The jump watch (Hart.setJumpWatch): a counter per slot of target pcs, counted
+ * up by the interpreter's taken jumps and by find(). It starts at -threshold; at
+ * zero the entry is hot. A translated entry's slot holds WATCH_TRANSLATED (the
+ * interpreter stops at jumps to it); a queued or failed one WATCH_QUEUED (counting
+ * from there never gets back to zero in practice).
+ */
+const WATCH_ENTRIES = 1 << 16;
+const WATCH_MASK = WATCH_ENTRIES - 1;
+const WATCH_TRANSLATED = 1 << 29;
+const WATCH_QUEUED = -(1 << 30);
 /** Slice boundaries a queued entry waits at most before its batch is translated. */
 const BATCH_WAIT = 64;
 
@@ -90,6 +101,7 @@ export class Jit implements HartAccelerator {
   private readonly chain: (left: number) => number;
   private readonly rvc: Int32Array;
   private readonly hot = new Int32Array(HOT_ENTRIES);
+  private readonly watch = new Int32Array(WATCH_ENTRIES);
   /** The pc (low word) each hot counter belongs to. */
   private readonly hotTag = new Int32Array(HOT_ENTRIES).fill(1);
   /** Regions by table slot. */
@@ -110,6 +122,8 @@ export class Jit implements HartAccelerator {
     this.threshold = opts.threshold ?? 2000;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 32;
+    this.watch.fill(-this.threshold);
+    hart.setJumpWatch(this.watch);
     const mem = hart.mem;
     this.i32 = new Int32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
     this.u16 = new Uint16Array(mem.buffer, 0, mem.buffer.byteLength >>> 1);
@@ -152,6 +166,7 @@ export class Jit implements HartAccelerator {
     for (const page of [...this.pages.keys()]) this.invalidatePage(page);
     this.pending = [];
     this.hart.attachAccelerator(null);
+    this.hart.setJumpWatch(null);
     const first = this.lookupAddr / PAGE_SIZE;
     for (let f = 0; f < LOOKUP_BYTES / PAGE_SIZE; f++) this.hart.mem.freeFrame(first + f);
   }
@@ -211,7 +226,7 @@ export class Jit implements HartAccelerator {
         }
       }
       const before = h.steps;
-      const exit = h.interpret(chunk, INTERPRET_STOP_AT_JUMP | INTERPRET_NO_IRQ | INTERPRET_NO_FLUSH);
+      const exit = h.interpret(chunk, INTERPRET_STOP_AT_WATCHED | INTERPRET_NO_IRQ | INTERPRET_NO_FLUSH);
       const done = h.steps - before;
       n += done;
       since += done;
@@ -234,16 +249,12 @@ export class Jit implements HartAccelerator {
   /** The region for pc in the current address space, translating it when hot; null to interpret. */
   private find(pcLo: number, pcHi: number): Region | null {
     const R = this.i32;
-    // Cold code (the common case here) only counts: no TLB or page lookup.
-    const hi = (pcLo >>> 1) & (HOT_ENTRIES - 1);
-    const mine = this.hotTag[hi] === pcLo;
-    const c = this.hot[hi]!;
-    if (mine) {
-      if (c >= 0 && c < this.threshold) {
-        this.hot[hi] = c + 1;
-        return null;
-      }
-      if (c === HOT_QUEUED || c === HOT_FAILED) return null;
+    // Cold code only counts, as the interpreter does at the jumps it takes.
+    const wk = jumpWatchIndex(pcLo, WATCH_MASK);
+    let w = this.watch[wk]!;
+    if (w < 0) {
+      this.watch[wk] = ++w;
+      if (w < 0) return null;
     }
     // What the fetch TLB maps the pc to (no entry: interpret, which fills it).
     const te = (R[this.blockW + 2 * SLOT.JIT_FETCH_TLB]! >>> 2) + ((pcLo >>> 12) & (TLB_ENTRIES - 1)) * 8;
@@ -261,19 +272,29 @@ export class Jit implements HartAccelerator {
       for (const r of onPage) {
         if (r.pcLo === pcLo && r.pcHi === pcHi) {
           this.install(r);
+          this.watch[wk] = WATCH_TRANSLATED;
           return r;
         }
       }
     }
-    if (!mine || c === HOT_TRANSLATED) {
-      // Another entry held the counter, or this one's translation is gone: (re)start counting.
-      this.hotTag[hi] = pcLo;
-      if (this.threshold > 0) {
-        this.hot[hi] = 1;
+    if (w >= WATCH_TRANSLATED) {
+      // The slot belongs to a translated entry (another pc, or this pc in another
+      // address space): count this one in the tagged table instead.
+      const hi = (pcLo >>> 1) & (HOT_ENTRIES - 1);
+      if (this.hotTag[hi] !== pcLo) {
+        this.hotTag[hi] = pcLo;
+        this.hot[hi] = 0;
+      }
+      const c = this.hot[hi]!;
+      if (c < 0) return null; // queued, or failed before
+      if (c < this.threshold) {
+        this.hot[hi] = c + 1;
         return null;
       }
+      this.hot[hi] = HOT_QUEUED;
+    } else {
+      this.watch[wk] = WATCH_QUEUED;
     }
-    this.hot[hi] = HOT_QUEUED;
     this.pending.push({ pcLo, pcHi, maddrPage, gppn: R[te + TLB_GPPN]! >>> 0 });
     if (this.pending.length < this.batch) return null;
     this.flush();
@@ -304,7 +325,10 @@ export class Jit implements HartAccelerator {
     const metas: Pending[] = [];
     let instructions = 0;
     for (const p of queue) {
-      this.hot[(p.pcLo >>> 1) & (HOT_ENTRIES - 1)] = 0;
+      const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
+      if (this.hotTag[hi] === p.pcLo) this.hot[hi] = 0;
+      const wk = jumpWatchIndex(p.pcLo, WATCH_MASK);
+      if (this.watch[wk]! < 0) this.watch[wk] = -this.threshold;
       // The frame must still be the guest page's (a balloon or remap may have moved it).
       const idx = pmap.indexOf(p.gppn * PAGE_SIZE);
       if (idx < 0 || ((pmap.entries[idx]! >>> PM_FRAME_SHIFT) * PAGE_SIZE) !== p.maddrPage) continue;
@@ -348,8 +372,7 @@ export class Jit implements HartAccelerator {
       }
       list.push(r);
       this.install(r);
-      const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
-      if (this.hotTag[hi] === p.pcLo) this.hot[hi] = HOT_TRANSLATED;
+      this.watch[jumpWatchIndex(p.pcLo, WATCH_MASK)] = WATCH_TRANSLATED;
       this.stats.regions++;
     });
     this.stats.compiled += metas.length;
@@ -362,7 +385,10 @@ export class Jit implements HartAccelerator {
   /** A translator bug must not take the guest down: the entry stays interpreted. */
   private failed(p: Pending, e: unknown): void {
     this.stats.compileErrors++;
-    this.hot[(p.pcLo >>> 1) & (HOT_ENTRIES - 1)] = HOT_FAILED;
+    const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
+    if (this.hotTag[hi] === p.pcLo) this.hot[hi] = HOT_FAILED;
+    const wk = jumpWatchIndex(p.pcLo, WATCH_MASK);
+    if (this.watch[wk]! < WATCH_TRANSLATED) this.watch[wk] = WATCH_QUEUED;
     if (process.env['DISCO_JIT_DEBUG']) throw e;
   }
 
@@ -408,6 +434,7 @@ export class Jit implements HartAccelerator {
     }
     this.slots[r.slot] = null;
     this.table.set(r.slot, null);
+    this.watch[jumpWatchIndex(r.pcLo, WATCH_MASK)] = -this.threshold;
     this.freeSlots.push(r.slot);
     this.stats.regions--;
   }
