@@ -17,7 +17,7 @@ import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI } from
 import { rvcTable } from '../cpu/rvc.js';
 import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
-import { BLOCK_MAX, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupIndex, translateRegion } from './translate.js';
+import { BLOCK_MAX, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
 
 export type JitMode = 'off' | 'on' | 'eager';
@@ -194,8 +194,7 @@ export class Jit implements HartAccelerator {
         this.leftIn = chunk;
         this.credited = 0;
         // The chaining loop's first lookup, done here: cold code then costs no call into Wasm.
-        const li = this.lookupW + lookupIndex(R[pcW]!) * 4;
-        let r = R[li] === R[pcW] && R[li + 1] === R[pcW + 1] ? this.chain(chunk) : chunk;
+        let r = this.lookup(R[pcW]!, R[pcW + 1]!) >= 0 ? this.chain(chunk) : chunk;
         if (r === chunk && chunk >= BLOCK_MAX) {
           // Nothing ran: translate the entry if it is hot (or find it under another mapping).
           const region = this.find(R[pcW]!, R[pcW + 1]!);
@@ -262,8 +261,8 @@ export class Jit implements HartAccelerator {
       if (!this.hart.jitFetchProbe(pcLo, pcHi)) return null;
     }
     const maddrPage = R[te + TLB_MADDR]! >>> 0;
-    const li = this.lookupW + lookupIndex(pcLo) * 4;
-    if (R[li] === pcLo && R[li + 1] === pcHi && (R[li + 3]! >>> 0) === maddrPage) {
+    const li = this.lookup(pcLo, pcHi);
+    if (li >= 0 && (R[li + 3]! >>> 0) === maddrPage) {
       const r = this.slots[R[li + 2]!];
       if (r) return r;
     }
@@ -302,9 +301,22 @@ export class Jit implements HartAccelerator {
     return list?.find((r) => r.pcLo === pcLo && r.pcHi === pcHi) ?? null;
   }
 
-  private install(r: Region): void {
-    const li = this.lookupW + lookupIndex(r.pcLo) * 4;
+  /** The word index of pc's lookup entry, or -1. */
+  private lookup(pcLo: number, pcHi: number): number {
     const R = this.i32;
+    const li = this.lookupW + lookupSet(pcLo);
+    if (R[li] === pcLo && R[li + 1] === pcHi) return li;
+    if (R[li + 4] === pcLo && R[li + 5] === pcHi) return li + 4;
+    return -1;
+  }
+
+  /** Puts the region first in its set; the entry there moves second (the second's is dropped). */
+  private install(r: Region): void {
+    const li = this.lookupW + lookupSet(r.pcLo);
+    const R = this.i32;
+    if (!(R[li] === r.pcLo && R[li + 1] === r.pcHi)) {
+      for (let k = 0; k < 4; k++) R[li + 4 + k] = R[li + k]!;
+    }
     R[li] = r.pcLo;
     R[li + 1] = r.pcHi;
     R[li + 2] = r.slot;
@@ -421,10 +433,11 @@ export class Jit implements HartAccelerator {
 
   private remove(r: Region): void {
     const R = this.i32;
-    const li = this.lookupW + lookupIndex(r.pcLo) * 4;
-    if (R[li + 2] === r.slot && R[li] === r.pcLo && R[li + 1] === r.pcHi) {
-      R[li] = 1; // never a pc (odd)
-      R[li + 1] = 0;
+    for (const li of [this.lookupW + lookupSet(r.pcLo), this.lookupW + lookupSet(r.pcLo) + 4]) {
+      if (R[li + 2] === r.slot && R[li] === r.pcLo && R[li + 1] === r.pcHi) {
+        R[li] = 1; // never a pc (odd)
+        R[li + 1] = 0;
+      }
     }
     const list = this.pages.get(r.maddrPage);
     if (list) {

@@ -29,12 +29,18 @@ export const BLOCK_MAX = 64;
 /** Most instructions one region translates. */
 export const REGION_MAX = 512;
 
-/** Lookup table: entries of four words (pc low, pc high, table slot, machine page), indexed by pc bits. */
-export const LOOKUP_ENTRIES = 4096;
+/**
+ * Lookup table: sets of two entries of four words (pc low, pc high, table slot,
+ * machine page), the set chosen by pc bits. Two ways: with one, a pair of hot
+ * entries sharing a slot (common among a few hundred) evicted each other on every use.
+ */
+export const LOOKUP_SETS = 4096;
+export const LOOKUP_ENTRIES = 2 * LOOKUP_SETS;
 export const LOOKUP_BYTES = LOOKUP_ENTRIES * 16;
-export function lookupIndex(pcLo: number): number {
+/** The word offset of pc's set (its first entry) in the table. */
+export function lookupSet(pcLo: number): number {
   // The page number is mixed in: function entries at the same page offset are common.
-  return ((pcLo >>> 1) ^ (pcLo >>> 13)) & (LOOKUP_ENTRIES - 1);
+  return (((pcLo >>> 1) ^ (pcLo >>> 13)) & (LOOKUP_SETS - 1)) * 8;
 }
 
 // Function types of the module: the region, then the helpers.
@@ -398,12 +404,17 @@ export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
   const top = f.loop();
   f.i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC).tee(lo);
   f.i32(1).op(OP.i32_shr_u).get(lo).i32(13).op(OP.i32_shr_u).op(OP.i32_xor);
-  f.i32(LOOKUP_ENTRIES - 1).op(OP.i32_and).i32(4).op(OP.i32_shl);
+  f.i32(LOOKUP_SETS - 1).op(OP.i32_and).i32(5).op(OP.i32_shl);
   f.i32(lookupAddr).op(OP.i32_add).tee(ent);
   f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
   f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
   f.if_();
+  f.get(ent).i32(16).op(OP.i32_add).tee(ent);
+  f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
+  f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
+  f.if_();
   f.get(left).op(OP.return);
+  f.end();
   f.end();
   f.get(left).get(ent).mem(OP.i32_load, 2, 8).callIndirect(T_REGION).tee(r);
   f.i32(0).op(OP.i32_lt_s);
