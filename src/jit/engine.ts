@@ -44,8 +44,8 @@ export interface JitStats {
   modules: number;
 }
 
-/** Instructions between slice boundaries (interrupts, timers, pmap changes), as the interpreter. */
-const SLICE = 2048;
+/** Most instructions between slice boundaries (interrupts, timers, pmap changes); each reads the clock. */
+const SLICE = 8192;
 const HOT_ENTRIES = 65536;
 
 /** Tagged hot-counter values (entries whose jump-watch slot another translation holds): queued, or translation failed. */
