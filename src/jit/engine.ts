@@ -64,7 +64,7 @@ const WATCH_MASK = WATCH_ENTRIES - 1;
 const WATCH_TRANSLATED = 1 << 29;
 const WATCH_QUEUED = -(1 << 30);
 /** Slice boundaries a queued entry waits at most before its batch is translated. */
-const BATCH_WAIT = 256;
+const BATCH_WAIT = 128;
 
 interface Pending {
   readonly pcLo: number;
@@ -121,7 +121,7 @@ export class Jit implements HartAccelerator {
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
     this.threshold = opts.threshold ?? 2000;
     this.capacity = opts.capacity ?? 32768;
-    this.batch = opts.batch ?? 128;
+    this.batch = opts.batch ?? 64;
     this.watch.fill(-this.threshold);
     hart.setJumpWatch(this.watch);
     const mem = hart.mem;
