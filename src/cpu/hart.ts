@@ -1128,13 +1128,28 @@ export class Hart {
   /** Machine addresses of the first and last byte of a misaligned access (two pages at most); -1 for non-RAM. */
   private misalignedPages(lo: number, hi: number, size: number, access: Access, misalignedCause: number): [number, number] {
     // Translate both pages first so that a fault leaves nothing half done.
-    const a0 = this.translate(lo, hi, access, 1, false);
+    const a0 = this.cachedData(lo, hi, access) ?? this.translate(lo, hi, access, 1, false);
     const end = (lo >>> 0) + size - 1;
     const elo = end | 0, ehi = (hi + (end > 0xffffffff ? 1 : 0)) | 0;
-    const a1 = (lo & -4096) === (elo & -4096) ? a0 + size - 1 : this.translate(elo, ehi, access, 1, false);
+    const a1 = (lo & -4096) === (elo & -4096) ? a0 + size - 1 : this.cachedData(elo, ehi, access) ?? this.translate(elo, ehi, access, 1, false);
     // Misaligned accesses to devices are not performed: they trap.
     if (a0 < 0 || a1 < 0) this.raise(misalignedCause, vaddr(lo, hi));
     return [a0, a1];
+  }
+
+  /**
+   * The machine address of a data access the soft TLB already holds, or null.
+   * A page that is watched or holds translated code never has a write tag, so a
+   * hit needs none of translate()'s write bookkeeping.
+   */
+  private cachedData(lo: number, hi: number, access: Access): number | null {
+    const R = this.i32;
+    const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
+    if (R[e + (access === ACC_WRITE ? TLB_TAG_WRITE : TLB_TAG_READ)] === (lo & -4096) && R[e + TLB_TAG_HI] === hi) {
+      if (access === ACC_WRITE) this.watchHit = -1;
+      return (R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
+    }
+    return null;
   }
 
   /** Reads `size` bytes at a misaligned address into the scratch word. */
