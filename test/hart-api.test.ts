@@ -676,11 +676,11 @@ test('touching more RAM pages than limitFrames allows exits nomem at the first p
 });
 
 test('an exhausted machine-memory pool also exits nomem', () => {
-  const { hart, mem, pmap } = machine({ entry: 'nomem_s', poolBytes: 1024 * 1024 });
-  // 256 frames: frame 0 is never used, the hart takes its state block and TLB, the image its pages.
+  const { hart, mem, pmap } = machine({ entry: 'nomem_s', poolBytes: 4 * 1024 * 1024 });
+  // 1024 frames: frame 0 is never used, the hart takes its state block and TLB, the image its pages.
   const hartFrames = Math.ceil(HART_BLOCK_BYTES / PAGE_SIZE) + Math.ceil(TLB_BYTES / PAGE_SIZE) +
     (jitAttached(hart) ? LOOKUP_BYTES / PAGE_SIZE : 0); // the translator's lookup table
-  assert.equal(mem.framesFree(), 255 - hartFrames - imagePages());
+  assert.equal(mem.framesFree(), 1023 - hartFrames - imagePages());
   while (mem.framesFree() > 3) assert.ok(mem.allocFrame() > 0);
   const free = 3;
   const e = hart.run(1000);
@@ -798,7 +798,7 @@ test('register and CSR accessors follow the architecture', () => {
   hart.writeCsr(CSR_MSCRATCH, -1n);
   assert.equal(hart.readCsr(CSR_MSCRATCH), 0xffff_ffff_ffff_ffffn);
 
-  const mem1 = MachineMemory.create(1 << 20);
+  const mem1 = MachineMemory.create(4 << 20);
   const h1 = new Hart({ mem: mem1, pmap: Pmap.create(mem1, []), clock: Clock.create('instructions'), hartId: 3 });
   assert.equal(h1.readCsr(CSR_MHARTID), 3n);
   assert.equal(h1.pc, 0x1000n, 'power-on pc');

@@ -11,7 +11,7 @@
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
-import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_SUM, TLB_CTX_U, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
+import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_FETCH, TLB_CTX_S_SUM, TLB_CTX_U, TLB_CTX_U_FETCH, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
 import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
@@ -1753,7 +1753,8 @@ export class Hart {
       if (p === PRIV_M) return TLB_CTX_M;
       return bankBase + (p === PRIV_U ? TLB_CTX_U : (ms & MSTATUS.SUM) ? TLB_CTX_S_SUM : TLB_CTX_S);
     };
-    this.fetchCtx = ctx(priv) * TLB_CTX_WORDS;
+    // SUM does not change what S-mode may execute.
+    this.fetchCtx = (priv === PRIV_M ? TLB_CTX_M : bankBase + (priv === PRIV_U ? TLB_CTX_U_FETCH : TLB_CTX_S_FETCH)) * TLB_CTX_WORDS;
     let dp = priv;
     if (priv === PRIV_M && (ms & MSTATUS.MPRV)) dp = (ms >>> MSTATUS.MPP_SHIFT) & 3;
     this.dataCtx = ctx(dp) * TLB_CTX_WORDS;

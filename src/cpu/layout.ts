@@ -83,15 +83,19 @@ export const TLB_MADDR = 4;
 export const TLB_GPPN = 5;
 export const TLB_INVALID = 1;
 /**
- * MMU contexts. Context 0 is M (physical). The others come in banks of three
- * (U, S, S with SUM), one bank per address space (satp MODE + ASID) recently
- * used, so switching between address spaces does not flush.
+ * MMU contexts. Context 0 is M (physical). The others come in banks of five
+ * (data: U, S, S with SUM; fetch: U, S), one bank per address space (satp
+ * MODE + ASID) recently used, so switching between address spaces does not
+ * flush. Fetches have tables of their own: sharing entries with data let a code
+ * page and a data page with the same index evict each other on every use.
  */
 export const TLB_CTX_M = 0;
 export const TLB_CTX_U = 0;
 export const TLB_CTX_S = 1;
 export const TLB_CTX_S_SUM = 2;
-export const TLB_BANK_CONTEXTS = 3;
+export const TLB_CTX_U_FETCH = 3;
+export const TLB_CTX_S_FETCH = 4;
+export const TLB_BANK_CONTEXTS = 5;
 export const TLB_BANKS = 4;
 export const TLB_CONTEXTS = 1 + TLB_BANKS * TLB_BANK_CONTEXTS;
 export const TLB_BYTES = TLB_CONTEXTS * TLB_ENTRIES * TLB_ENTRY_WORDS * 4;
