@@ -30,6 +30,9 @@ export interface VmView {
   readonly id: string;
   readonly state: string;
   readonly reason: string | null;
+  readonly boots: number;
+  readonly reboots: number;
+  readonly machine_config: { readonly on_reboot: string };
   readonly memory: { pages_touched: number; frames_mapped: number; pool_frames_free: number; pool_frames_in_use: number };
   readonly cpu: { instructions: number; run_ms: number; steal_ms: number; throttled_ms: number; slices: number; exits: Record<string, number> };
   readonly console: { bytes: number; dropped_bytes: number };

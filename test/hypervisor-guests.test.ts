@@ -125,3 +125,33 @@ test('four Debian guests boot together and run their own workloads; one panics, 
   assert.equal(inUse, 0, 'every frame is back in the pool');
   process.stderr.write(`# four guests booted together in ${bootS.toFixed(1)} s\n`);
 });
+
+test('a guest reboot boots the VM again; with on_reboot "stop" it stays stopped', { timeout: 600_000 }, async () => {
+  const id = 'rb';
+  assert.equal((await host.call('PUT', `/vms/${id}`, { machine_config: { vcpu_count: 1, mem_size_mib: 256 } })).status, 201);
+  assert.equal((await host.vm(id)).machine_config.on_reboot, 'restart', 'the default, as in QEMU');
+  assert.equal((await host.call('PUT', `/vms/${id}/actions`, { action_type: 'InstanceStart' })).status, 204);
+  const c = await AttachedConsole.open(host.socket, id);
+  await c.waitFor(/disco: init ready/, 300_000);
+  await c.settle();
+  const from = c.output.length;
+  c.run('reboot -f', /./).catch(() => undefined);
+  // The same console follows the new run.
+  await c.waitFor(/disco: init ready/, 300_000, from);
+  let v = await host.vm(id);
+  assert.equal(v.state, 'running');
+  assert.equal(v.reboots, 1);
+  assert.equal(v.boots, 2);
+  await c.settle();
+  await c.run('echo after-$((6*7))', /after-42/);
+  // The policy changes at run time; now a reboot stops the VM.
+  assert.equal((await host.call('PATCH', `/vms/${id}/machine-config`, { on_reboot: 'stop' })).status, 204);
+  assert.equal((await host.call('PATCH', `/vms/${id}/machine-config`, { on_reboot: 'later' })).status, 400);
+  c.run('reboot -f', /./).catch(() => undefined);
+  await host.waitState(id, ['stopped'], 120_000);
+  v = await host.vm(id);
+  assert.match(v.reason ?? '', /rebooted/);
+  assert.equal(v.reboots, 1);
+  c.close();
+  assert.equal((await host.call('DELETE', `/vms/${id}`)).status, 204);
+});

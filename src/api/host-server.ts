@@ -39,6 +39,7 @@ export function vmInfo(h: Hypervisor, vm: Vm): Record<string, unknown> {
     state: vm.state,
     reason: vm.reason,
     boots: vm.boots,
+    reboots: vm.reboots,
     machine_config: c.machine_config,
     boot_source: c.boot_source,
     drives: c.drives,

@@ -21,13 +21,14 @@ export class ClientError extends Error {
 const USAGE = `usage: disco vm <command> [--socket PATH] ...
 
 against a host (disco serve):
-  create NAME [--memory MiB] [--cpus N] [--shares N] [--cap PCT] [--mem-limit MiB]
+  create NAME [--memory MiB] [--cpus N] [--shares N] [--cap PCT] [--mem-limit MiB] [--on-reboot restart|stop]
               [--kernel FILE] [--initrd FILE] [--append STRING]
               [--drive ...] [--net ...] [--device rng|balloon[,...]|vsock[,...]] [--start]
                           configure a VM (options as for disco run); --start boots it
   start NAME              boot a created or stopped VM
   pause NAME / resume NAME  stop / continue running its vCPUs
-  set NAME [--shares N] [--cap PCT]   change its CPU weight or cap while it runs
+  set NAME [--shares N] [--cap PCT] [--on-reboot restart|stop]
+                          change its CPU weight, cap or reboot policy (also while it runs)
   rm NAME [--force]       delete a stopped VM (--force kills it first)
   console NAME            attach to its console (C-a d or C-a x detaches, C-a s shuts down)
   exec NAME -- CMD [ARG...]  run a command through its guest agent (needs --device vsock)
@@ -69,6 +70,12 @@ function check(r: Pick<Reply, 'status' | 'body'>): unknown {
 
 const hostSocket = (): string => process.env['DISCO_SOCKET'] ?? join(runDir(), 'disco.sock');
 
+function rebootArg(v: string | undefined): 'restart' | 'stop' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'restart' && v !== 'stop') throw new UsageError(`--on-reboot takes restart or stop, got '${v}'`);
+  return v;
+}
+
 function intArg(v: string | undefined, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got '${v}'`);
@@ -83,7 +90,7 @@ export async function cmdVm(argv: string[]): Promise<number> {
     args: argv, allowPositionals: true, strict: true,
     options: {
       socket: { type: 'string' }, help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' },
-      shares: { type: 'string' }, cap: { type: 'string' },
+      shares: { type: 'string' }, cap: { type: 'string' }, 'on-reboot': { type: 'string' },
     },
   });
   const [sub, name, ...rest] = positionals;
@@ -151,8 +158,11 @@ export async function cmdVm(argv: string[]): Promise<number> {
       noMore();
       const shares = intArg(values.shares, 'shares', 1, 10_000);
       const cap = intArg(values.cap, 'cap', 0, 100);
-      if (shares === undefined && cap === undefined) throw new UsageError('disco vm set NAME needs --shares N or --cap PCT');
-      check(await call(socketFor(name), 'PATCH', `/vms/${id(name)}/machine-config`, { ...(shares !== undefined ? { shares } : {}), ...(cap !== undefined ? { cap_percent: cap } : {}) }));
+      const onReboot = rebootArg(values['on-reboot']);
+      if (shares === undefined && cap === undefined && onReboot === undefined) throw new UsageError('disco vm set NAME needs --shares N, --cap PCT or --on-reboot restart|stop');
+      check(await call(socketFor(name), 'PATCH', `/vms/${id(name)}/machine-config`, {
+        ...(shares !== undefined ? { shares } : {}), ...(cap !== undefined ? { cap_percent: cap } : {}), ...(onReboot !== undefined ? { on_reboot: onReboot } : {}),
+      }));
       return 0;
     }
     case 'rm': {
@@ -193,7 +203,7 @@ async function cmdCreate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {
-      socket: { type: 'string' }, memory: { type: 'string' }, cpus: { type: 'string' }, shares: { type: 'string' }, cap: { type: 'string' },
+      socket: { type: 'string' }, memory: { type: 'string' }, cpus: { type: 'string' }, shares: { type: 'string' }, cap: { type: 'string' }, 'on-reboot': { type: 'string' },
       'mem-limit': { type: 'string' }, kernel: { type: 'string' }, initrd: { type: 'string' }, append: { type: 'string' },
       drive: { type: 'string', multiple: true }, net: { type: 'string', multiple: true }, device: { type: 'string', multiple: true },
       start: { type: 'boolean' },
@@ -209,13 +219,14 @@ async function cmdCreate(argv: string[]): Promise<number> {
     ...(values.device ?? []).map((d) => parseDevice(d, name, runDir)),
   ];
   const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(p));
-  const mc: Record<string, number> = {};
-  const put = (k: string, v: number | undefined): void => { if (v !== undefined) mc[k] = v; };
+  const mc: Record<string, number | string> = {};
+  const put = (k: string, v: number | string | undefined): void => { if (v !== undefined) mc[k] = v; };
   put('mem_size_mib', intArg(values.memory, 'memory', 64, 3072) ?? 256);
   put('vcpu_count', intArg(values.cpus, 'cpus', 1, 8) ?? 1);
   put('shares', intArg(values.shares, 'shares', 1, 10_000));
   put('cap_percent', intArg(values.cap, 'cap', 0, 100));
   put('mem_limit_mib', intArg(values['mem-limit'], 'mem-limit', 16, 3072));
+  put('on_reboot', rebootArg(values['on-reboot']));
   const boot: Record<string, string> = {};
   if (values.kernel !== undefined) boot['kernel_image_path'] = abs(values.kernel)!;
   if (values.initrd !== undefined) boot['initrd_path'] = abs(values.initrd)!;

@@ -30,7 +30,12 @@ export interface MachineConfig {
   readonly cap_percent: number;
   /** Most machine memory the VM may hold, in MiB; 0: its RAM size. */
   readonly mem_limit_mib: number;
+  /** A guest reboot boots the VM again ('restart', as QEMU does) or leaves it stopped ('stop'). */
+  readonly on_reboot: RebootPolicy;
 }
+
+export type RebootPolicy = 'restart' | 'stop';
+export const REBOOT_POLICIES: readonly RebootPolicy[] = ['restart', 'stop'];
 
 export interface BootSource {
   /** null: Debian's kernel from the image cache. */
@@ -95,7 +100,7 @@ export type Json = Record<string, unknown>;
 export function defaultConfig(id: string): VmConfig {
   return {
     version: CONFIG_VERSION, id,
-    machine_config: { vcpu_count: 1, mem_size_mib: 256, shares: 1, cap_percent: 0, mem_limit_mib: 0 },
+    machine_config: { vcpu_count: 1, mem_size_mib: 256, shares: 1, cap_percent: 0, mem_limit_mib: 0, on_reboot: 'restart' },
     boot_source: { kernel_image_path: null, initrd_path: null, boot_args: null },
     drives: [], network_interfaces: [], balloon: null, vsock: null, entropy: false,
   };
@@ -131,6 +136,13 @@ function bool(body: Json, key: string, dflt: boolean): boolean {
   return v;
 }
 
+function rebootPolicy(body: Json, key: string, dflt: RebootPolicy): RebootPolicy {
+  const v = body[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !(REBOOT_POLICIES as readonly string[]).includes(v)) throw new ConfigError(`'${key}' must be one of ${REBOOT_POLICIES.join(', ')}`);
+  return v as RebootPolicy;
+}
+
 function str(body: Json, key: string, dflt?: string | null): string | null {
   const v = body[key];
   if (v === undefined || v === null) {
@@ -164,22 +176,28 @@ export function vmId(v: unknown): string {
 
 export function parseMachineConfig(v: unknown, base: MachineConfig | null): MachineConfig {
   const b = asObject(v, 'machine_config');
-  onlyKeys(b, ['vcpu_count', 'mem_size_mib', 'shares', 'cap_percent', 'mem_limit_mib'], 'machine_config');
+  onlyKeys(b, ['vcpu_count', 'mem_size_mib', 'shares', 'cap_percent', 'mem_limit_mib', 'on_reboot'], 'machine_config');
   const mc: MachineConfig = {
     vcpu_count: int(b, 'vcpu_count', 1, MAX_VCPUS, base?.vcpu_count),
     mem_size_mib: int(b, 'mem_size_mib', MIN_MEM_MIB, MAX_MEM_MIB, base?.mem_size_mib),
     shares: int(b, 'shares', 1, MAX_SHARES, base?.shares ?? 1),
     cap_percent: int(b, 'cap_percent', 0, 100, base?.cap_percent ?? 0),
     mem_limit_mib: int(b, 'mem_limit_mib', 0, MAX_MEM_MIB, base?.mem_limit_mib ?? 0),
+    on_reboot: rebootPolicy(b, 'on_reboot', base?.on_reboot ?? 'restart'),
   };
   return mc;
 }
 
-/** PATCH machine-config of a running VM: only the scheduling fields. */
+/** PATCH machine-config of a running VM: only the scheduling fields and the reboot policy. */
 export function parseSchedulingPatch(v: unknown, base: MachineConfig): MachineConfig {
   const b = asObject(v, 'machine_config');
-  onlyKeys(b, ['shares', 'cap_percent'], 'machine_config of a started VM (only shares and cap_percent change at run time)');
-  return { ...base, shares: int(b, 'shares', 1, MAX_SHARES, base.shares), cap_percent: int(b, 'cap_percent', 0, 100, base.cap_percent) };
+  onlyKeys(b, ['shares', 'cap_percent', 'on_reboot'], 'machine_config of a started VM (only shares, cap_percent and on_reboot change at run time)');
+  return {
+    ...base,
+    shares: int(b, 'shares', 1, MAX_SHARES, base.shares),
+    cap_percent: int(b, 'cap_percent', 0, 100, base.cap_percent),
+    on_reboot: rebootPolicy(b, 'on_reboot', base.on_reboot),
+  };
 }
 
 export function parseBootSource(v: unknown): BootSource {

@@ -63,6 +63,10 @@ export class Vm {
   private exited = false;
   private threadGone: (() => void)[] = [];
   boots = 0;
+  /** Guest reboots that booted the VM again. */
+  reboots = 0;
+  /** The guest rebooted and the policy is 'restart': boot again once the thread is gone. */
+  private restartPending = false;
 
   constructor(public config: VmConfig, private readonly host: VmHostServices) {}
 
@@ -162,7 +166,14 @@ export class Vm {
     this.host.emit({ type: 'exit', vm: this.id, outcome });
     switch (outcome.kind) {
       case 'poweroff': this.setState('stopped', 'the guest powered off'); break;
-      case 'reset': this.setState('stopped', 'the guest rebooted (start it again to boot)'); break;
+      case 'reset':
+        if (this.config.machine_config.on_reboot === 'restart') {
+          this.restartPending = true;
+          this.setState('stopped', 'the guest rebooted; booting again');
+        } else {
+          this.setState('stopped', 'the guest rebooted (on_reboot is stop: start it again to boot)');
+        }
+        break;
       case 'fail': this.setState('failed', `the guest reported failure (code ${outcome.code})`); break;
       case 'error': this.setState('failed', outcome.reason); break;
       default: {
@@ -198,6 +209,16 @@ export class Vm {
     this.hartFrames = [];
     this.worker = null;
     for (const r of this.threadGone.splice(0)) r();
+    if (this.restartPending) {
+      this.restartPending = false;
+      this.reboots++;
+      // A fresh machine with the same configuration; its frames were just returned to the pool.
+      try {
+        this.start().catch((e: unknown) => this.host.log(`${this.id}: reboot failed: ${e instanceof Error ? e.message : String(e)}`));
+      } catch (e) {
+        this.setState('failed', `reboot failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
   }
 
   /** Resolves once the VM's thread (if any) has ended and its frames are back in the pool. */
@@ -234,6 +255,7 @@ export class Vm {
   kill(): void {
     const w = this.worker;
     if (!w) throw new VmError(409, `VM '${this.id}' is ${this.state}; nothing to kill`);
+    this.restartPending = false;
     this.post({ type: 'kill' });
     if (this.slot >= 0) {
       this.host.scheduler.setPaused(this.slot, false);
