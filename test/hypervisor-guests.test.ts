@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { HostProcess, sleep } from './host-support.js';
+import { cli } from './support.js';
 
 /** A console attached over the API (Upgrade: tcp). */
 class AttachedConsole {
@@ -153,5 +155,37 @@ test('a guest reboot boots the VM again; with on_reboot "stop" it stays stopped'
   assert.match(v.reason ?? '', /rebooted/);
   assert.equal(v.reboots, 1);
   c.close();
+  assert.equal((await host.call('DELETE', `/vms/${id}`)).status, 204);
+});
+
+/** `disco vm exec` as a user runs it against the host: stdout, stderr, exit status. */
+function vmExec(args: readonly string[], input: string | null): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [cli, 'vm', 'exec', ...args], { env: { ...process.env, DISCO_RUN_DIR: host.dir }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    p.on('exit', (status) => resolve({ status, stdout, stderr }));
+    p.stdin.end(input ?? undefined);
+  });
+}
+
+test('disco vm exec runs commands in a live guest of the host through its agent', { timeout: 600_000 }, async () => {
+  const id = 'ex';
+  assert.equal((await host.call('PUT', `/vms/${id}`, { machine_config: { vcpu_count: 1, mem_size_mib: 256 }, vsock: { guest_cid: 3 } })).status, 201);
+  assert.equal((await host.call('PUT', `/vms/${id}/actions`, { action_type: 'InstanceStart' })).status, 204);
+  // The agent starts with the guest's init; exec waits for it (--timeout).
+  const r = await vmExec(['--timeout', '300', id, '--', 'sh', '-c', 'uname -m; echo to-stderr >&2; exit 3'], null);
+  assert.equal(r.status, 3, r.stderr);
+  assert.equal(r.stdout, 'riscv64\n');
+  assert.equal(r.stderr, 'to-stderr\n');
+  const cat = await vmExec([id, '--', 'sha256sum'], 'disco\n');
+  assert.equal(cat.status, 0, cat.stderr);
+  assert.equal(cat.stdout.split(' ')[0], createHash('sha256').update('disco\n').digest('hex'));
+  const none = await vmExec(['nosuch', '--', 'true'], null);
+  assert.equal(none.status, 255);
+  assert.match(none.stderr, /^disco: no VM named nosuch is running\n$/);
+  await host.call('PUT', `/vms/${id}/actions`, { action_type: 'Kill' });
+  await host.waitState(id, ['stopped'], 30_000);
   assert.equal((await host.call('DELETE', `/vms/${id}`)).status, 204);
 });
