@@ -313,7 +313,7 @@ describe('initramfs', () => {
     const root = tempDir();
     const { dir, modules } = fakeModulesDir(root);
     writeFileSync(join(root, 'busybox'), fakeBusybox);
-    const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER } as GuestImages;
+    const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER, cacheDir: join(root, 'cache') } as GuestImages;
     const { entries } = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(images, { modules: ['virtio_net', 'virtio_console'], onDemand: [], agent: false }))));
     const by = new Map(entries.map((e) => [e.name, e]));
     const prefix = `lib/modules/${KVER}/`;
@@ -324,13 +324,21 @@ describe('initramfs', () => {
     // no modules requested: none read
     const none = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs({ ...images, modulesDir: '/nonexistent' }, { agent: false }))));
     assert.ok(!none.entries.some((e) => e.name.endsWith('.ko')));
+    // Stock archives are compressed once and kept by content hash; custom ones are not kept.
+    const kept = (): string[] => readdirSync(join(root, 'cache', 'initramfs')).filter((f) => f.endsWith('.cpio.gz'));
+    assert.equal(kept().length, 2);
+    const again = await defaultInitramfs(images, { modules: ['virtio_net', 'virtio_console'], onDemand: [], agent: false });
+    assert.equal(kept().length, 2);
+    assert.deepEqual(again, readFileSync(join(root, 'cache', 'initramfs', kept().find((f) => readFileSync(join(root, 'cache', 'initramfs', f)).equals(again))!)));
+    await defaultInitramfs(images, { agent: false, init: '#!/bin/sh\n' });
+    assert.equal(kept().length, 2);
   });
 
   test('defaultInitramfs: on-demand modules are carried with a modules.dep and the virtio driver table, not loaded at boot', async () => {
     const root = tempDir();
     const { dir } = fakeModulesDir(root);
     writeFileSync(join(root, 'busybox'), fakeBusybox);
-    const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER } as GuestImages;
+    const images = { busybox: join(root, 'busybox'), modulesDir: dir, kernelVersion: KVER, cacheDir: join(root, 'cache') } as GuestImages;
     // The default on-demand list names modules this fake kernel lacks (virtio_blk, ext4, ...): they are left out.
     const { entries } = readCpio(new Uint8Array(gunzipSync(await defaultInitramfs(images, { modules: ['virtio_mmio'], agent: bytes('AGENT') }))));
     const by = new Map(entries.map((e) => [e.name, e]));

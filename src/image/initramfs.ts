@@ -34,9 +34,12 @@
  * If this busybox were built without the `init` applet, /init runs the
  * console script itself and powers off with `poweroff -f` when it returns.
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildAgent } from './agent.js';
+import { writeFileAtomic } from './cache.js';
 import { CpioWriter } from './cpio.js';
 import { describe, ImageError } from './errors.js';
 import type { GuestImages } from './fetch.js';
@@ -488,7 +491,7 @@ export async function defaultInitramfs(images: GuestImages, opts: DefaultInitram
     virtioDrivers = virtioDriversTable(new Set(all.map((m) => m.name)));
   }
   const agent = opts.agent === false ? undefined : opts.agent ?? await agentIfAvailable(images.cacheDir);
-  return buildInitramfs({
+  const cpio = buildInitramfs({
     busybox,
     modules,
     onDemand,
@@ -496,5 +499,34 @@ export async function defaultInitramfs(images: GuestImages, opts: DefaultInitram
     ...(agent !== undefined ? { agent } : {}),
     ...(opts.init !== undefined ? { init: opts.init } : {}),
     extraFiles: [...extraFiles, ...(opts.extraFiles ?? [])],
+    gzip: false,
   });
+  // Only the stock archives (no custom init or files) are kept: a few variants, reused all the time.
+  if (opts.init !== undefined || opts.extraFiles !== undefined) return new Uint8Array(gzipSync(cpio, { level: 6 }));
+  return compressedOnce(cpio, join(images.cacheDir, 'initramfs'));
+}
+
+/** Archives kept; older ones (a previous kernel, agent or init script) are removed. */
+const KEPT_ARCHIVES = 8;
+
+/**
+ * The archive gzipped, kept under `dir` by the hash of its contents: compressing
+ * is most of the cost of building it, paid at every `disco run` and VM start.
+ */
+function compressedOnce(cpio: Uint8Array, dir: string): Uint8Array {
+  const path = join(dir, `${createHash('sha256').update(cpio).digest('hex')}.cpio.gz`);
+  try {
+    return readFileSync(path);
+  } catch {
+    const gz = new Uint8Array(gzipSync(cpio, { level: 6 }));
+    try {
+      writeFileAtomic(path, gz);
+      const old = readdirSync(dir).filter((f) => f.endsWith('.cpio.gz'))
+        .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs })).sort((a, b) => b.t - a.t).slice(KEPT_ARCHIVES);
+      for (const { f } of old) rmSync(join(dir, f), { force: true });
+    } catch {
+      // A read-only or full cache only costs the compression next time.
+    }
+    return gz;
+  }
 }
