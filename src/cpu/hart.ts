@@ -1016,9 +1016,12 @@ export class Hart {
   dropWriteTags(frameAddr: number): void {
     const T = this.i32;
     const fa = frameAddr | 0;
-    const end = this.tw + TLB_CONTEXTS * TLB_CTX_WORDS;
-    for (let e = this.tw; e < end; e += TLB_ENTRY_WORDS) {
-      if (T[e + TLB_MADDR] === fa) T[e + TLB_TAG_WRITE] = TLB_INVALID;
+    for (let c = 0; c < TLB_CONTEXTS; c++) {
+      if (this.ctxFilled[c] === 0) continue;
+      const end = this.tw + (c + 1) * TLB_CTX_WORDS;
+      for (let e = this.tw + c * TLB_CTX_WORDS; e < end; e += TLB_ENTRY_WORDS) {
+        if (T[e + TLB_MADDR] === fa) T[e + TLB_TAG_WRITE] = TLB_INVALID;
+      }
     }
   }
 
@@ -1795,15 +1798,22 @@ export class Hart {
 
   private flushContexts(first: number, count: number): void {
     const T = this.i32;
-    const start = this.tw + first * TLB_CTX_WORDS;
-    const end = start + count * TLB_CTX_WORDS;
-    for (let i = start; i < end; i += TLB_ENTRY_WORDS) {
-      T[i + TLB_TAG_READ] = TLB_INVALID;
-      T[i + TLB_TAG_WRITE] = TLB_INVALID;
-      T[i + TLB_TAG_EXEC] = TLB_INVALID;
+    for (let c = first; c < first + count; c++) {
+      // A table nothing was cached in since its last flush is clean already.
+      if (this.ctxFilled[c] === 0) continue;
+      this.ctxFilled[c] = 0;
+      const start = this.tw + c * TLB_CTX_WORDS;
+      const end = start + TLB_CTX_WORDS;
+      for (let i = start; i < end; i += TLB_ENTRY_WORDS) {
+        T[i + TLB_TAG_READ] = TLB_INVALID;
+        T[i + TLB_TAG_WRITE] = TLB_INVALID;
+        T[i + TLB_TAG_EXEC] = TLB_INVALID;
+      }
     }
     this.fetchTagLo = TLB_INVALID;
   }
+  /** Per TLB context: filled since its last flush (1 at first: its memory is not known to be clean). */
+  private readonly ctxFilled = new Uint8Array(TLB_CONTEXTS).fill(1);
 
   /** Drops every cached translation of every address space. */
   flushTlb(): void {
@@ -1893,6 +1903,7 @@ export class Hart {
     if (cacheable) {
       const T = this.i32;
       const ctx = access === ACC_EXEC ? this.fetchCtx : this.dataCtx;
+      this.ctxFilled[ctx / TLB_CTX_WORDS] = 1;
       const e = this.tw + ctx + (((lo >>> 12) & TLB_MASK) << 3);
       const tag = lo & -4096;
       // Reading a page cached for another access type keeps its tags only if they describe this page.
