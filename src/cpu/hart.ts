@@ -1095,6 +1095,10 @@ export class Hart {
   private fetchHalfSlow(lo: number, hi: number): number {
     const s = (lo >>> 0) + 2;
     const nlo = s | 0, nhi = (hi + (s > 0xffffffff ? 1 : 0)) | 0;
+    // The soft TLB first (a walk each time made straddling instructions a large share of a boot's walks).
+    const T = this.i32;
+    const e = this.tw + this.fetchCtx + (((nlo >>> 12) & TLB_MASK) << 3);
+    if (T[e + TLB_TAG_EXEC] === nlo && T[e + TLB_TAG_HI] === nhi) return this.u16[(T[e + TLB_MADDR]! >>> 0) >>> 1]!;
     const a = this.translate(nlo, nhi, ACC_EXEC, 2);
     if (a < 0) this.raise(CAUSE.FETCH_ACCESS, vaddr(nlo, nhi));
     // The cached fetch page stays the instruction's first page.
