@@ -926,11 +926,6 @@ export class Hart {
   }
 
   /**
-   * Interprets the one instruction at pc (one the translator does not translate).
-   * 0: it fell through to pc + len; 1: it did anything else (jumped, trapped, wrote
-   * translated code, needs a slice boundary, or left an exit for the dispatcher).
-   */
-  /**
    * An OP-FP or fused multiply-add instruction for translated code: 0 when done,
    * 1 (nothing changed) when it must trap, which the interpreter then raises.
    */
@@ -947,6 +942,11 @@ export class Hart {
     return 0;
   }
 
+  /**
+   * Interprets the one instruction at pc (one the translator does not translate).
+   * 0: it fell through to pc + len; 1: it did anything else (jumped, trapped, wrote
+   * translated code, needs a slice boundary, or left an exit for the dispatcher).
+   */
   jitStep(pcLo: number, pcHi: number, len: number): number {
     const R = this.i32;
     const p = this.xw + 2 * SLOT.PC;
