@@ -36,7 +36,7 @@ function addr(rd: number, a: number): number[] {
   return [lui(((a - lo) >>> 12) & 0xfffff, rd), i(lo, rd, 0, rd, 0x1b), i(32, rd, 1, rd, 0x13), i(32, rd, 5, rd, 0x13)];
 }
 
-type Op = { readonly name: string; readonly word: (rm: number) => number; readonly double: boolean; readonly fma: boolean };
+type Op = { readonly name: string; readonly word: (rm: number) => number; readonly double: boolean; readonly fma: boolean; readonly fromX?: boolean };
 const OPS: Op[] = [];
 for (const double of [false, true]) {
   const fmt = double ? 1 : 0;
@@ -47,6 +47,10 @@ for (const double of [false, true]) {
   OPS.push({ name: 'fsqrt' + sfx, word: (rm) => r4(0xb, fmt, 0, 1, rm, 4, 0x53), double, fma: false });
   for (const [name, opc] of [['fmadd', 0x43], ['fmsub', 0x47], ['fnmsub', 0x4b], ['fnmadd', 0x4f]] as const) {
     OPS.push({ name: name + sfx, word: (rm) => r4(3, fmt, 2, 1, rm, 4, opc), double, fma: true });
+  }
+  // FCVT.S/D.W/WU/L/LU from x5 (loaded with the operand's 64 bits)
+  for (const [name, type] of [['w', 0], ['wu', 1], ['l', 2], ['lu', 3]] as const) {
+    OPS.push({ name: `fcvt${sfx}.${name}`, word: (rm) => r4(0x1a, fmt, type, 5, rm, 4, 0x53), double, fma: false, fromX: true });
   }
 }
 
@@ -139,7 +143,9 @@ function cases(seed: number): Case[] {
     // Static RNE or RTZ, or dynamic with frm RNE or RUP; NX set beforehand three times in four.
     const rm = [0, 7, 7, 1][Math.floor(rnd() * 4)]!;
     const frm = rnd() < 0.8 ? 0 : 3;
-    const [a, b, c] = operands(rnd, op);
+    let [a, b, c] = operands(rnd, op);
+    // Integers for the conversions: small ones (exact), and the others as they come.
+    if (op.fromX && rnd() < 0.5) a = BigInt.asUintN(64, BigInt(Math.floor((rnd() - 0.5) * 2 ** (rnd() < 0.5 ? 20 : 60))));
     out.push({ op, rm, frm, nx: rnd() < 0.75, a, b, c });
   }
   return out;
@@ -162,6 +168,7 @@ function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translat
     code.push(csrrwi(FRM, k.frm), csrrwi(FFLAGS, k.nx ? 1 : 0), 0x0040006f);
     // fld f1..f3: the raw 64 bits, so singles keep the boxing the case gave them
     code.push(i(0, 10, 3, 1, 0x07), i(8, 10, 3, 2, 0x07), i(16, 10, 3, 3, 0x07));
+    if (k.op.fromX) code.push(i(0, 10, 3, 5, 0x03)); // ld x5: the integer operand
     code.push(k.op.word(k.rm));
     code.push(s(0, 4, 11, 3, 0x27)); // fsd f4
     code.push(csrrs(FFLAGS, 0, 12), s(8, 12, 11, 3, 0x23)); // sd fflags

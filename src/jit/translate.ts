@@ -241,6 +241,7 @@ function discover(src: RegionSource, start: number): Block[] {
 /** Registers an instruction reads or writes natively (bit i: x_i). */
 function regsOf(i: Insn): number {
   if (i.kind === Kind.FpMem) return 1 << ((i.insn >>> 15) & 31);
+  if (i.kind === Kind.Fp && fpFastOp(i.insn)?.kind === 'cvt') return 1 << ((i.insn >>> 15) & 31);
   if (i.kind !== Kind.Native) return 0;
   const rd = (i.insn >>> 7) & 31, rs1 = (i.insn >>> 15) & 31, rs2 = (i.insn >>> 20) & 31;
   switch (i.insn & 0x7f) {
@@ -651,7 +652,8 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
 // summed exactly (TwoSum), the small parts are added rounding to odd, and the
 // final sum is rounded once.
 
-type FpFastKind = 'add' | 'sub' | 'mul' | 'div' | 'sqrt' | 'fma';
+/** cvt: FCVT.S/D from W, WU, L, LU (an x register; rs2 selects the integer type). */
+type FpFastKind = 'add' | 'sub' | 'mul' | 'div' | 'sqrt' | 'fma' | 'cvt';
 interface FpFast {
   readonly kind: FpFastKind;
   readonly double: boolean;
@@ -680,6 +682,7 @@ function fpFastOp(insn: number): FpFast | null {
       case 2: return { ...base, kind: 'mul' };
       case 3: return { ...base, kind: 'div' };
       case 0xb: return rs2 === 0 ? { ...base, kind: 'sqrt' } : null;
+      case 0x1a: return rs2 <= 3 ? { ...base, kind: 'cvt' } : null;
       default: return null;
     }
   }
@@ -740,8 +743,8 @@ function emitFpFast(e: Emitter, op: FpFast): void {
     f.i32(lo).op(OP.i32_sub).i32(hi - lo).op(OP.i32_le_u);
   };
 
-  load(op.rs1, a);
-  if (op.kind !== 'sqrt') load(op.rs2, b);
+  if (op.kind !== 'cvt') load(op.rs1, a);
+  if (op.kind !== 'sqrt' && op.kind !== 'cvt') load(op.rs2, b);
   if (op.kind === 'fma') load(op.rs3, c);
   if (op.negProd) f.get(a).op(OP.f64_neg).set(a);
   if (op.negC) f.get(c).op(OP.f64_neg).set(c);
@@ -754,7 +757,14 @@ function emitFpFast(e: Emitter, op: FpFast): void {
   f.get(ok).i32(1).op(OP.i32_and);
   and();
   if (op.rm === 7) { f.get(ok).i32(0xe0).op(OP.i32_and).op(OP.i32_eqz); and(); }
-  if (!op.double) {
+  if (op.kind === 'cvt' && op.double && op.rs2 < 2) {
+    // A 32-bit integer is exact in binary64: no flag at all, NX or not.
+    f.op(OP.drop);
+    e.block();
+    f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne);
+    if (op.rm === 7) { f.get(ok).i32(0xe0).op(OP.i32_and).op(OP.i32_eqz); and(); }
+  }
+  if (!op.double && op.kind !== 'cvt') {
     boxed(op.rs1);
     and();
     if (op.kind !== 'sqrt') { boxed(op.rs2); and(); }
@@ -784,6 +794,14 @@ function emitFpFast(e: Emitter, op: FpFast): void {
       if (op.kind === 'mul') { isZero(b); f.op(OP.i32_or); }
       and();
       f.set(ok);
+      break;
+    case 'cvt':
+      // Wasm's conversions round to nearest even; an integer is always finite here.
+      e.x(op.rs1);
+      if (op.rs2 < 2) f.op(OP.i32_wrap_i64);
+      if (op.double) f.op([OP.f64_convert_i32_s, OP.f64_convert_i32_u, OP.f64_convert_i64_s, OP.f64_convert_i64_u][op.rs2]!);
+      else f.op([OP.f32_convert_i32_s, OP.f32_convert_i32_u, OP.f32_convert_i64_s, OP.f32_convert_i64_u][op.rs2]!).op(OP.f64_promote_f32);
+      f.set(r);
       break;
     case 'sqrt':
       f.get(a).op(OP.f64_sqrt);
