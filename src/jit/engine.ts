@@ -56,13 +56,16 @@ const HOT_FAILED = -1;
  * The jump watch (Hart.setJumpWatch): a counter per slot of target pcs, counted
  * up by the interpreter's taken jumps and by find(). It starts at -threshold; at
  * zero the entry is hot. A translated entry's slot holds WATCH_TRANSLATED (the
- * interpreter stops at jumps to it); a queued or failed one WATCH_QUEUED (counting
- * from there never gets back to zero in practice).
+ * interpreter stops at jumps to it); a failed one WATCH_FAILED (counting from
+ * there never gets back to zero in practice). A queued one counts again from
+ * -QUEUED_WAIT x threshold: an entry that keeps running while it waits for its
+ * batch (a hot loop) has the batch translated at once.
  */
 const WATCH_ENTRIES = 1 << 16;
 const WATCH_MASK = WATCH_ENTRIES - 1;
 const WATCH_TRANSLATED = 1 << 29;
-const WATCH_QUEUED = -(1 << 30);
+const WATCH_FAILED = -(1 << 30);
+const QUEUED_WAIT = 4;
 /** Slice boundaries a queued entry waits at most before its batch is translated. */
 const BATCH_WAIT = 128;
 
@@ -292,7 +295,12 @@ export class Jit implements HartAccelerator {
       }
       this.hot[hi] = HOT_QUEUED;
     } else {
-      this.watch[wk] = WATCH_QUEUED;
+      if (this.pending.some((p) => p.pcLo === pcLo && p.pcHi === pcHi)) {
+        // Hot while it waits: translate the batch now.
+        this.flush();
+        return this.pages.get(maddrPage)?.find((r) => r.pcLo === pcLo && r.pcHi === pcHi) ?? null;
+      }
+      this.watch[wk] = this.threshold > 0 ? -QUEUED_WAIT * this.threshold : WATCH_FAILED;
     }
     this.pending.push({ pcLo, pcHi, maddrPage, gppn: R[te + TLB_GPPN]! >>> 0 });
     if (this.pending.length < this.batch) return null;
@@ -400,7 +408,7 @@ export class Jit implements HartAccelerator {
     const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
     if (this.hotTag[hi] === p.pcLo) this.hot[hi] = HOT_FAILED;
     const wk = jumpWatchIndex(p.pcLo, WATCH_MASK);
-    if (this.watch[wk]! < WATCH_TRANSLATED) this.watch[wk] = WATCH_QUEUED;
+    if (this.watch[wk]! < WATCH_TRANSLATED) this.watch[wk] = WATCH_FAILED;
     if (process.env['DISCO_JIT_DEBUG']) throw e;
   }
 
