@@ -403,6 +403,8 @@ export class Hart {
    */
   interpret(budget: number, flags: number): Exit {
     const stopAtJump = (flags & INTERPRET_STOP_AT_JUMP) !== 0;
+    // The watch is counted inline at each of the three taken-jump sites (jumpWatchIndex's
+    // hash): a shared function there cost a boot ~5 % (the loop is too large for V8 to inline it).
     const watch = (flags & INTERPRET_STOP_AT_WATCHED) !== 0 ? this.jumpWatch : null;
     const watchMask = this.jumpWatchMask;
     const noFlush = (flags & INTERPRET_NO_FLUSH) !== 0;
@@ -1253,12 +1255,8 @@ export class Hart {
     }
     if ((lo & (size - 1)) !== 0) this.raise(isLr ? CAUSE.MISALIGNED_LOAD : CAUSE.MISALIGNED_STORE, vaddr(lo, hi));
     // The soft TLB first, as for loads and stores: a page walk per AMO made lock-heavy code walk-bound.
-    const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
-    let a: number;
-    if (R[e + (isLr ? TLB_TAG_READ : TLB_TAG_WRITE)] === (lo & -4096) && R[e + TLB_TAG_HI] === hi) {
-      a = (R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
-      this.watchHit = -1;
-    } else {
+    let a = this.cachedData(lo, hi, isLr ? ACC_READ : ACC_WRITE);
+    if (a === null) {
       a = this.translate(lo, hi, isLr ? ACC_READ : ACC_WRITE, size);
       if (a < 0) this.raise(isLr ? CAUSE.LOAD_ACCESS : CAUSE.STORE_ACCESS, this.mmioVa);
     }
