@@ -308,6 +308,19 @@ class Emitter {
   private readonly fTemps: number[] = [];
   private okLocal = -1;
 
+  /** Pushes whether mstatus.FS is on (privileged spec 3.1.6.6: off makes every FP instruction illegal). */
+  fsOn(): void {
+    this.block();
+    this.f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne);
+  }
+
+  /** mstatus.FS = Dirty, as the interpreter's markFsDirty. */
+  markFsDirty(): void {
+    this.block();
+    this.block();
+    this.f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_or).mem(OP.i32_store, 2, 8 * SLOT.MSTATUS);
+  }
+
   /** The n-th f64 scratch local (created on first use). */
   ft(n: number): number {
     while (this.fTemps.length <= n) this.fTemps.push(this.f.local(F64));
@@ -609,9 +622,8 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
   const fslot = 8 * (SLOT.F + fr);
   emitAddress(e, rs1, imm);
   emitTlbHit(e, store ? TLB_TAG_WRITE : TLB_TAG_READ, size);
-  // mstatus.FS (privileged spec 3.1.6.6): off makes every FP instruction illegal.
-  e.block();
-  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne).op(OP.i32_and);
+  e.fsOn();
+  f.op(OP.i32_and);
   f.if_();
   f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
   if (store) {
@@ -625,9 +637,7 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
     if (size === 8) f.mem(OP.i64_load, 3, 0);
     else f.mem(OP.i64_load32_u, 2, 0).i64(0, -1).op(OP.i64_or); // NaN-boxed
     f.mem(OP.i64_store, 3, fslot);
-    e.block();
-    e.block();
-    f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_or).mem(OP.i32_store, 2, 8 * SLOT.MSTATUS);
+    e.markFsDirty();
   }
   f.else_();
   emitStep(e, ins, leftAt, rest);
@@ -750,20 +760,13 @@ function emitFpFast(e: Emitter, op: FpFast): void {
   if (op.negC) f.get(c).op(OP.f64_neg).set(c);
 
   // ok = FPU on, round to nearest even, NX already set (and boxed singles)
-  e.block();
-  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne);
+  e.fsOn();
   e.block();
   f.mem(OP.i32_load, 2, 8 * SLOT.FCSR).set(ok);
-  f.get(ok).i32(1).op(OP.i32_and);
-  and();
+  // A 32-bit integer is exact in binary64: no flag at all, NX or not.
+  const exact = op.kind === 'cvt' && op.double && op.rs2 < 2;
+  if (!exact) { f.get(ok).i32(1).op(OP.i32_and); and(); }
   if (op.rm === 7) { f.get(ok).i32(0xe0).op(OP.i32_and).op(OP.i32_eqz); and(); }
-  if (op.kind === 'cvt' && op.double && op.rs2 < 2) {
-    // A 32-bit integer is exact in binary64: no flag at all, NX or not.
-    f.op(OP.drop);
-    e.block();
-    f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_and).i32(0).op(OP.i32_ne);
-    if (op.rm === 7) { f.get(ok).i32(0xe0).op(OP.i32_and).op(OP.i32_eqz); and(); }
-  }
   if (!op.double && op.kind !== 'cvt') {
     boxed(op.rs1);
     and();
@@ -859,9 +862,7 @@ function emitFpFast(e: Emitter, op: FpFast): void {
     e.block();
     f.i32(-1).mem(OP.i32_store, 2, fslot(op.rd) + 4);
   }
-  e.block();
-  e.block();
-  f.mem(OP.i32_load, 2, 8 * SLOT.MSTATUS).i32(MSTATUS_FS).op(OP.i32_or).mem(OP.i32_store, 2, 8 * SLOT.MSTATUS);
+  e.markFsDirty();
   f.end();
   f.get(ok);
 }
