@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { apiRequest, ApiTimeout, type ApiReply } from '../api/client.js';
 import { runDir, VM_NAME_PATTERN } from '../host/paths.js';
-import { resourcesOf } from '../hypervisor/config.js';
+import { REBOOT_POLICIES, resourcesOf, type RebootPolicy } from '../hypervisor/config.js';
 import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
 import { parseDevice, parseDrive, parseNet, UsageError } from './device-options.js';
 import { cmdExec } from './exec.js';
@@ -70,10 +70,11 @@ function check(r: Pick<Reply, 'status' | 'body'>): unknown {
 
 const hostSocket = (): string => process.env['DISCO_SOCKET'] ?? join(runDir(), 'disco.sock');
 
-function rebootArg(v: string | undefined): 'restart' | 'stop' | undefined {
+function rebootArg(v: string | undefined): RebootPolicy | undefined {
   if (v === undefined) return undefined;
-  if (v !== 'restart' && v !== 'stop') throw new UsageError(`--on-reboot takes restart or stop, got '${v}'`);
-  return v;
+  const p = REBOOT_POLICIES.find((x) => x === v);
+  if (p === undefined) throw new UsageError(`--on-reboot takes ${REBOOT_POLICIES.join(' or ')}, got '${v}'`);
+  return p;
 }
 
 function intArg(v: string | undefined, name: string, min: number, max: number): number | undefined {

@@ -432,7 +432,7 @@ export function buildInitramfs(opts: InitramfsOptions): Uint8Array {
 
   for (const f of opts.extraFiles ?? []) c.file(f.path, f.data, { mode: f.mode ?? 0o644 });
   const cpio = c.finish();
-  return opts.gzip === false ? cpio : new Uint8Array(gzipSync(cpio, { level: 6 }));
+  return opts.gzip === false ? cpio : gzip(cpio);
 }
 
 export interface DefaultInitramfsOptions {
@@ -502,8 +502,12 @@ export async function defaultInitramfs(images: GuestImages, opts: DefaultInitram
     gzip: false,
   });
   // Only the stock archives (no custom init or files) are kept: a few variants, reused all the time.
-  if (opts.init !== undefined || opts.extraFiles !== undefined) return new Uint8Array(gzipSync(cpio, { level: 6 }));
+  if (opts.init !== undefined || opts.extraFiles !== undefined) return gzip(cpio);
   return compressedOnce(cpio, join(images.cacheDir, 'initramfs'));
+}
+
+function gzip(cpio: Uint8Array): Uint8Array {
+  return new Uint8Array(gzipSync(cpio, { level: 6 }));
 }
 
 /** Archives kept; older ones (a previous kernel, agent or init script) are removed. */
@@ -518,7 +522,7 @@ function compressedOnce(cpio: Uint8Array, dir: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch {
-    const gz = new Uint8Array(gzipSync(cpio, { level: 6 }));
+    const gz = gzip(cpio);
     try {
       writeFileAtomic(path, gz);
       const old = readdirSync(dir).filter((f) => f.endsWith('.cpio.gz'))
