@@ -12,23 +12,14 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
+import { csrrs, csrrwi, ECALL, i, jal, lui, r4, s } from './rv-encode.js';
 
 const DRAM = 0x8000_0000;
 const IN = DRAM + 0x100000; // operands: 3 x 8 bytes per case
 const OUT = DRAM + 0x180000; // result and fflags: 2 x 8 bytes per case
 const CASES = 4000;
 
-const r4 = (rs3: number, f2: number, rs2: number, rs1: number, rm: number, rd: number, op: number): number =>
-  ((rs3 << 27) | (f2 << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | op) >>> 0;
-const i = (imm: number, rs1: number, f3: number, rd: number, op: number): number =>
-  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const s = (imm: number, rs2: number, rs1: number, f3: number, op: number): number =>
-  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | op) >>> 0;
-const lui = (imm20: number, rd: number): number => (((imm20 & 0xfffff) << 12) | (rd << 7) | 0x37) >>> 0;
-const csrrwi = (csr: number, uimm: number): number => ((csr << 20) | (uimm << 15) | (5 << 12) | 0x73) >>> 0;
-const csrrs = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 2, rd, 0x73);
 const FFLAGS = 0x001, FRM = 0x002, MSTATUS = 0x300;
-const ECALL = 0x00000073;
 
 /** x_rd = a 32-bit address (sign bits cleared). */
 function addr(rd: number, a: number): number[] {
@@ -165,7 +156,7 @@ function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translat
   cs.forEach((k, n) => {
     code.push(...addr(10, IN + 24 * n), ...addr(11, OUT + 16 * n));
     // jal x0, +4: the operation's block starts at a jump target, so it becomes a translated region's entry.
-    code.push(csrrwi(FRM, k.frm), csrrwi(FFLAGS, k.nx ? 1 : 0), 0x0040006f);
+    code.push(csrrwi(FRM, k.frm), csrrwi(FFLAGS, k.nx ? 1 : 0), jal(4, 0));
     // fld f1..f3: the raw 64 bits, so singles keep the boxing the case gave them
     code.push(i(0, 10, 3, 1, 0x07), i(8, 10, 3, 2, 0x07), i(16, 10, 3, 3, 0x07));
     if (k.op.fromX) code.push(i(0, 10, 3, 5, 0x03)); // ld x5: the integer operand
@@ -175,7 +166,7 @@ function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translat
   });
   code.push(i(-1, 13, 0, 13, 0x13), 0x00068463); // addi x13, -1; beq x13, x0, +8
   const back = 4 * (top - code.length);
-  code.push(((((back >> 20) & 1) << 31) | (((back >> 1) & 0x3ff) << 21) | (((back >> 11) & 1) << 20) | (((back >> 12) & 0xff) << 12) | 0x6f) >>> 0); // jal x0, top
+  code.push(jal(back, 0)); // jal x0, top
   code.push(ECALL);
   const bytes = new Uint8Array(code.length * 4);
   code.forEach((w, n) => new DataView(bytes.buffer).setUint32(4 * n, w, true));

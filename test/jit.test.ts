@@ -11,6 +11,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
+import { b, csrrs, csrrw, ECALL, i, lui, MRET, r, s } from './rv-encode.js';
 
 const DRAM = 0x8000_0000;
 const CODE = DRAM;
@@ -20,21 +21,6 @@ const DATA_BYTES = 0x2000;
 /** An address no region maps: loads and stores there exit as MMIO. */
 const HOLE = 0x1000_0000;
 
-// ---- encoders (unprivileged spec, chapter 2 and 34)
-const r = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number =>
-  ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const i = (imm: number, rs1: number, f3: number, rd: number, op: number): number =>
-  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const s = (imm: number, rs2: number, rs1: number, f3: number): number =>
-  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | 0x23) >>> 0;
-const b = (imm: number, rs2: number, rs1: number, f3: number): number =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
-const lui = (imm20: number, rd: number): number => (((imm20 & 0xfffff) << 12) | (rd << 7) | 0x37) >>> 0;
-const ECALL = 0x00000073;
-const MRET = 0x30200073;
-const csrrw = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 1, rd, 0x73);
-const csrrs = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 2, rd, 0x73);
 const MEPC = 0x341, MTVEC = 0x305, MINSTRET = 0xb02, MSTATUS = 0x300, FCSR = 0x003;
 
 /** Registers the generator may write: x2 is the data pointer, x30/x31 belong to the handler and loop. */
@@ -87,7 +73,7 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
       const off = rnd() < 0.9 ? 8 * Math.floor(rnd() * 255) : Math.floor(rnd() * 2040);
       switch (Math.floor(rnd() * 10)) {
         case 0: out.push(i(off, 2, pick([2, 3]), fr, 0x07)); break; // flw / fld
-        case 1: out.push(s(off, fr, 2, pick([2, 3])) + 4); break; // fsw / fsd
+        case 1: out.push(s(off, fr, 2, pick([2, 3]), 0x27)); break; // fsw / fsd
         case 2: out.push(r(pick([0x78, 0x79]), 0, reg(), 0, fr, 0x53)); break; // fmv.w.x / fmv.d.x
         case 3: out.push(r(pick([0x70, 0x71]), 0, fr, 0, rd, 0x53)); break; // fmv.x.w / fmv.x.d
         case 4: out.push(r(pick([0x00, 0x01, 0x08, 0x09]), fr, Math.floor(rnd() * 32), 7, Math.floor(rnd() * 32), 0x53)); break; // fadd/fmul .s/.d
@@ -208,7 +194,7 @@ test('translated FP loads mark mstatus.FS dirty, and trap while the FPU is off',
     lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0),
   ];
   const fld = i(8, 2, 3, 1, 0x07); // fld f1, 8(x2)
-  const fsw = s(16, 1, 2, 2) + 4; // fsw f1, 16(x2)
+  const fsw = s(16, 1, 2, 2, 0x27); // fsw f1, 16(x2)
   for (const fs of [0, 1]) {
     // An integer load and store first fill the soft TLB: the FP accesses then take the inline path.
     const warm = [i(0, 2, 3, 7, 0x03), s(24, 0, 2, 3)];
