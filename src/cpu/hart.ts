@@ -11,7 +11,7 @@
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
-import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_FETCH, TLB_CTX_S_SUM, TLB_CTX_U, TLB_CTX_U_FETCH, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
+import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, REQ_FENCE_I, REQ_FLUSH_TLB, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_FETCH, TLB_CTX_S_SUM, TLB_CTX_U, TLB_CTX_U_FETCH, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
 import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
@@ -373,8 +373,15 @@ export class Hart {
   run(budget: number): Exit {
     if (this.pendingLoad) throw new Error('run() called with an MMIO load not completed');
     this.pendingStoreLen = 0;
-    if (this.accel !== null) return this.accel.run(budget);
-    return this.interpret(budget, 0);
+    // Before the first boundary serves requests: one posted after this store is waited for.
+    const inRun = this.xw + 2 * SLOT.IN_RUN;
+    Atomics.store(this.i32, inRun, 1);
+    try {
+      if (this.accel !== null) return this.accel.run(budget);
+      return this.interpret(budget, 0);
+    } finally {
+      Atomics.store(this.i32, inRun, 0);
+    }
   }
 
   private accel: HartAccelerator | null = null;
@@ -853,6 +860,22 @@ export class Hart {
       this.pmapGeneration = gen;
       this.flushTlb();
     }
+    if (this.i32[this.xw + 2 * SLOT.REQ_SEQ] !== this.i32[this.xw + 2 * SLOT.REQ_ACK]) this.serveRequests();
+  }
+
+  /**
+   * Serves what other threads asked of this hart (HartIrqPort.request). The
+   * sequence number is read before the bits are taken: a request whose bits
+   * land later than that read is served at the next boundary, never acknowledged unserved.
+   */
+  serveRequests(): void {
+    const R = this.i32;
+    const seq = Atomics.load(R, this.xw + 2 * SLOT.REQ_SEQ);
+    const bits = Atomics.exchange(R, this.xw + 2 * SLOT.REQ_BITS, 0);
+    if (bits & REQ_FLUSH_TLB) this.flushTlb();
+    if (bits & REQ_FENCE_I) this.fenceI();
+    Atomics.store(R, this.xw + 2 * SLOT.REQ_ACK, seq);
+    Atomics.notify(R, this.xw + 2 * SLOT.REQ_ACK);
   }
 
   /** Accounts instructions the translated code ran (retired ones go to minstret, mcycle and the clock). */

@@ -55,4 +55,21 @@ export class HartIrqPort implements InterruptPort {
   wakeCount(): number {
     return Atomics.load(this.i32, this.w + 2 * SLOT.WAKE);
   }
+
+  /**
+   * Asks the hart for REQ_* work (a remote fence) and returns once it is done:
+   * the hart served it at a slice boundary, or it is outside run(), where its
+   * next run() serves it before any instruction. A hart asking (from an SBI
+   * call) is itself outside run(), so two harts never wait on each other.
+   */
+  request(bits: number): void {
+    const w = this.w;
+    Atomics.or(this.i32, w + 2 * SLOT.REQ_BITS, bits);
+    const seq = Atomics.add(this.i32, w + 2 * SLOT.REQ_SEQ, 1) + 1;
+    for (;;) {
+      const ack = Atomics.load(this.i32, w + 2 * SLOT.REQ_ACK);
+      if (((ack - seq) | 0) >= 0 || Atomics.load(this.i32, w + 2 * SLOT.IN_RUN) === 0) return;
+      Atomics.wait(this.i32, w + 2 * SLOT.REQ_ACK, ack, 1);
+    }
+  }
 }

@@ -61,7 +61,21 @@ export const SLOT = {
   JIT_DATA_TLB: 118,
   /** Scratch for the translator's slow-path helpers (a loaded value). */
   JIT_SCRATCH: 119,
+  /**
+   * Requests from other threads (REQ_* bits), low word, and their sequence
+   * numbers: posted and acknowledged. The hart serves them at its next slice
+   * boundary (SBI remote fences of an SMP guest whose harts run on threads).
+   */
+  REQ_BITS: 120,
+  REQ_SEQ: 121,
+  REQ_ACK: 122,
+  /** Low word: 1 while the hart is inside run(); outside it, a request needs no wait. */
+  IN_RUN: 123,
 } as const;
+
+/** Remote requests (SLOT.REQ_BITS): drop every soft-TLB entry; FENCE.I. */
+export const REQ_FLUSH_TLB = 1;
+export const REQ_FENCE_I = 2;
 
 export const HART_SLOTS = 128;
 export const HART_BLOCK_BYTES = HART_SLOTS * 8;

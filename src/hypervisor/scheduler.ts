@@ -22,12 +22,8 @@
  * Time a VM waits for a token while runnable is its steal time (SBI STA).
  */
 
-type WaitAsyncResult = { readonly async: false; readonly value: 'not-equal' | 'timed-out' } | { readonly async: true; readonly value: Promise<'ok' | 'timed-out'> };
-/** Atomics.waitAsync (Node 16+; not yet in TypeScript's lib for our target): waits without blocking the thread's event loop. */
-const waitAsyncFn = (Atomics as unknown as { waitAsync: (a: Int32Array, i: number, v: number, timeoutMs?: number) => WaitAsyncResult }).waitAsync;
-function waitAsync(a: Int32Array, i: number, v: number, timeoutMs?: number): { value: Promise<unknown> | string } {
-  return waitAsyncFn(a, i, v, timeoutMs);
-}
+import { waitAsync } from '../host/atomics.js';
+import type { GateHooks, RunGate } from '../machine/run-gate.js';
 
 export const MAX_VMS = 64;
 export const DEFAULT_SLICE_MS = 10;
@@ -234,11 +230,6 @@ export class HostScheduler extends SchedulerState {
   }
 }
 
-/** Per-VM accounting a gate reports to its VM (steal time for SBI STA). */
-export interface GateHooks {
-  /** The VM was runnable but waited `ms` for a host thread. */
-  steal(ms: number): void;
-}
 
 /**
  * A VM worker's side of the scheduler: the machine's RunGate. It holds at
@@ -346,7 +337,7 @@ export class VcpuGate extends SchedulerState {
       this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.PAUSED;
       const v = Atomics.load(this.i32, this.si(this.slot, S_WAKE));
       if (Atomics.load(this.i32, this.si(this.slot, S_PAUSED)) === 0) break;
-      await waitAsync(this.i32, this.si(this.slot, S_WAKE), v, 1000).value;
+      await waitAsync(this.i32, this.si(this.slot, S_WAKE), v, 1000);
     }
     if (this.closed) return;
     const start = nowMs();
@@ -370,7 +361,7 @@ export class VcpuGate extends SchedulerState {
   private async waitGrant(start: number): Promise<void> {
     const g = this.si(this.slot, S_GRANT);
     while (!this.closed && Atomics.load(this.i32, g) === 0) {
-      await waitAsync(this.i32, g, 0, 1000).value;
+      await waitAsync(this.i32, g, 0, 1000);
     }
     if (this.closed) {
       // Stopping while queued: leave the queue, or pass on a token granted meanwhile.
@@ -402,7 +393,7 @@ export class VcpuGate extends SchedulerState {
       const left = t - nowMs();
       if (left <= 0 || this.closed) return;
       const v = Atomics.load(this.i32, w);
-      await waitAsync(this.i32, w, v, left).value;
+      await waitAsync(this.i32, w, v, left);
     }
   }
 }

@@ -127,9 +127,9 @@ async function main(): Promise<void> {
     const b = m.balloon();
     const spec = L.virtio.find((d) => d.kind === 'balloon');
     return {
-      instructions: m.harts.reduce((n, h) => n + h.steps, 0),
-      exits: Object.fromEntries(m.exitCounts),
-      stealNs: m.harts.map((h) => m.stealTime.total(h.hartId)),
+      instructions: m.instructions(),
+      exits: Object.fromEntries(m.exits()),
+      stealNs: m.stealNs(),
       consoleBytes: relay.bytes,
       consoleDropped: relay.dropped,
       balloon: b && spec?.kind === 'balloon' ? {

@@ -7,7 +7,7 @@
  */
 import { accelerate, defaultJitMode, type Jit, type JitMode } from '../jit/index.js';
 import { Clock, MTIME_HZ, type ClockMode } from '../cpu/clock.js';
-import { CAUSE, MENVCFG_STCE, MIP_SSIP, PRIV_S } from '../cpu/csr-numbers.js';
+import { MIP_SSIP, PRIV_S } from '../cpu/csr-numbers.js';
 import { Hart } from '../cpu/hart.js';
 import { Clint, CLINT_SIZE } from '../devices/clint.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
@@ -30,8 +30,10 @@ import { MmioBus } from './bus.js';
 import { isElf, parseElf } from './elf.js';
 import { encodeFdt, empty, node, PhandleAllocator, str, u32, u64, type FdtNode } from './fdt.js';
 import { HSM_STARTED, HSM_STOPPED, serveSbi, SRST_SHUTDOWN, type SbiPlatform } from './sbi.js';
-import type { RunGate } from './run-gate.js';
+import type { RunGate, RunGateSpec } from './run-gate.js';
+import { VcpuThreads } from './vcpu-threads.js';
 import { StealTime } from './steal-time.js';
+import { enterSupervisor, prepareSupervisor } from './supervisor.js';
 
 export const VIRT_MAP = {
   ROM: 0x1000,
@@ -228,8 +230,10 @@ export interface VirtConfig {
   readonly pool?: MachineMemory;
   /** Most machine frames the VM may hold (its pmap's limit); default: no limit beyond the pool. */
   readonly limitFrames?: number;
-  /** The vCPU scheduler's say on when the harts run; default: always. */
+  /** The vCPU scheduler's say on when the harts run, when they share the machine's thread; default: always. */
   readonly gate?: RunGate;
+  /** Per hart, its gate when harts run on threads of their own (see `threaded`); default: none. */
+  readonly vcpuGates?: readonly RunGateSpec[];
 }
 
 export type VirtOutcome =
@@ -248,6 +252,8 @@ const SLICE = 100_000;
 const SLICE_SHARED = 20_000;
 /** Host milliseconds between yields to the event loop while harts run. */
 const YIELD_MS = 20;
+/** Longest a console byte waits in the output batch of a machine with threaded harts (ms). */
+const OUTPUT_BATCH_MS = 5;
 
 /** fw_dynamic_info (OpenSBI docs/firmware/fw_dynamic.md). */
 const FW_DYNAMIC_MAGIC = 0x4942534f;
@@ -283,6 +289,13 @@ export class VirtMachine {
   private readonly idle: boolean[];
   private outcome: VirtOutcome | null = null;
   private kickWaiter: (() => void) | null = null;
+  /**
+   * An SMP machine on a host clock runs each hart on a thread of its own, and
+   * this thread keeps the devices (null: the harts take turns on this thread).
+   * A clock driven by instructions keeps them on one thread: its time, and so
+   * the run, is then deterministic.
+   */
+  readonly threads: VcpuThreads | null;
   private outBuf: number[] = [];
 
   constructor(readonly cfg: VirtConfig) {
@@ -305,7 +318,15 @@ export class VirtMachine {
       }));
     }
     const jitMode = cfg.jit ?? defaultJitMode();
-    for (const h of this.harts) {
+    // A machine with one gate for all its harts (a scheduler that sees the VM as one
+    // entity) keeps them on this thread, where that gate can hold them.
+    const threaded = cfg.cpus > 1 && cfg.clock === 'host' && (cfg.gate === undefined || cfg.vcpuGates !== undefined);
+    this.threads = threaded ? new VcpuThreads({
+      mem: this.mem, pmap: this.pmap, clock: this.clock, harts: this.harts, sbi, jit: jitMode, slice: SLICE,
+      gates: this.harts.map((_, i) => cfg.vcpuGates?.[i] ?? null),
+    }) : null;
+    // Threaded harts get their translators on their own threads.
+    for (const h of this.threads ? [] : this.harts) {
       const j = accelerate(h, jitMode);
       if (j) this.jits.push(j);
     }
@@ -421,9 +442,9 @@ export class VirtMachine {
     }
     switch (cfg.boot.kind) {
       case 'sbi':
-        for (const h of this.harts) this.prepareSupervisor(h);
-        this.enterSupervisor(this.harts[0]!, BigInt(kernelEntry), BigInt(fdtAddr));
-        this.hsm[0] = HSM_STARTED;
+        for (const h of this.harts) prepareSupervisor(h);
+        enterSupervisor(this.harts[0]!, BigInt(kernelEntry), BigInt(fdtAddr));
+        this.setHsm(0, HSM_STARTED);
         break;
       case 'firmware': {
         const fw = cfg.boot.image;
@@ -444,13 +465,13 @@ export class VirtMachine {
           this.pmap.write(dram, fw);
         }
         this.writeResetVector(fwEntry, fdtAddr, cfg.kernel ? kernelEntry : 0);
-        for (let i = 0; i < this.harts.length; i++) this.hsm[i] = HSM_STARTED;
+        for (let i = 0; i < this.harts.length; i++) this.setHsm(i, HSM_STARTED);
         break;
       }
       case 'none':
         for (let i = 0; i < this.harts.length; i++) {
           this.harts[i]!.pc = BigInt(kernelEntry);
-          this.hsm[i] = HSM_STARTED;
+          this.setHsm(i, HSM_STARTED);
         }
         break;
       default: {
@@ -458,6 +479,28 @@ export class VirtMachine {
         throw new MachineError(`unknown boot source ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  private setHsm(i: number, state: number): void {
+    this.hsm[i] = state;
+    this.threads?.channel.setHsm(i, state);
+  }
+
+  /** Guest instructions run so far, all harts. */
+  instructions(): number {
+    const t = this.threads;
+    return this.harts.reduce((n, h, i) => n + (t ? t.channel.steps(i) : h.steps), 0);
+  }
+
+  /** Exits the harts took, by kind. */
+  exits(): Map<string, number> {
+    return this.threads ? this.threads.channel.exits() : new Map(this.exitCounts);
+  }
+
+  /** Steal time per hart (ns). */
+  stealNs(): number[] {
+    const t = this.threads;
+    return this.harts.map((h, i) => (t ? t.channel.stealNs(i) : this.stealTime.total(h.hartId)));
   }
 
   /** The boot ROM: every hart jumps to the firmware with a0 = hartid, a1 = fdt, a2 = fw_dynamic_info. */
@@ -484,33 +527,6 @@ export class VirtMachine {
     info.setBigUint64(0, -1n & ((1n << 64n) - 1n), true); // boot_hart: any (lottery)
     this.pmap.write(VIRT_MAP.ROM, new Uint8Array(rom.buffer));
     this.pmap.write(VIRT_MAP.ROM + 80, new Uint8Array(info.buffer));
-  }
-
-  /** What firmware would leave behind for an S-mode kernel: delegation, PMP open, counters, Sstc. */
-  private prepareSupervisor(h: Hart): void {
-    const CSR_SCOUNTEREN = 0x106, CSR_MEDELEG = 0x302, CSR_MIDELEG = 0x303, CSR_MCOUNTEREN = 0x306, CSR_MENVCFG = 0x30a, CSR_PMPADDR0 = 0x3b0, CSR_PMPCFG0 = 0x3a0;
-    let medeleg = 0n;
-    for (const c of [CAUSE.MISALIGNED_FETCH, CAUSE.FETCH_ACCESS, CAUSE.ILLEGAL_INSTRUCTION, CAUSE.BREAKPOINT, CAUSE.MISALIGNED_LOAD,
-      CAUSE.LOAD_ACCESS, CAUSE.MISALIGNED_STORE, CAUSE.STORE_ACCESS, CAUSE.USER_ECALL, CAUSE.FETCH_PAGE_FAULT,
-      CAUSE.LOAD_PAGE_FAULT, CAUSE.STORE_PAGE_FAULT]) medeleg |= 1n << BigInt(c);
-    h.writeCsr(CSR_MEDELEG, medeleg);
-    h.writeCsr(CSR_MIDELEG, (1n << 1n) | (1n << 5n) | (1n << 9n));
-    h.writeCsr(CSR_MCOUNTEREN, 7n);
-    // User-mode `rdtime` (the vDSO's clock_gettime): on OpenSBI, Linux's SBI PMU
-    // driver grants it through scounteren.TM; Disco's SBI has no PMU extension,
-    // so that driver never runs and the boot hand-off grants it instead.
-    h.writeCsr(CSR_SCOUNTEREN, 2n);
-    h.writeCsr(CSR_MENVCFG, MENVCFG_STCE);
-    h.writeCsr(CSR_PMPADDR0, (1n << 54n) - 1n);
-    h.writeCsr(CSR_PMPCFG0, 0x1fn); // NAPOT, R, W, X
-  }
-
-  private enterSupervisor(h: Hart, pc: bigint, a1: bigint): void {
-    h.setX(10, BigInt(h.hartId));
-    h.setX(11, a1);
-    h.writeCsr(0x180, 0n); // satp: bare
-    h.pc = pc;
-    h.priv = PRIV_S;
   }
 
   private emit(b: number): void {
@@ -592,6 +608,7 @@ export class VirtMachine {
 
   /** Wakes the scheduler if it waits for an event. */
   kick(): void {
+    this.threads?.channel.ring();
     const w = this.kickWaiter;
     this.kickWaiter = null;
     w?.();
@@ -602,7 +619,7 @@ export class VirtMachine {
     hartState: (id) => this.hsm[id] ?? HSM_STOPPED,
     hartStart: (id, addr, opaque) => {
       const h = this.harts[id]!;
-      this.enterSupervisor(h, addr, opaque);
+      enterSupervisor(h, addr, opaque);
       this.hsm[id] = HSM_STARTED;
       this.idle[id] = false;
     },
@@ -629,6 +646,7 @@ export class VirtMachine {
       return { kind: 'error', reason: e instanceof Error ? e.message : String(e) };
     }
     (this.platform as { hartCount: number }).hartCount = this.harts.length;
+    if (this.threads) return this.runThreaded(this.threads);
     let lastYield = performance.now();
     while (!this.outcome) {
       let ran = false;
@@ -661,6 +679,37 @@ export class VirtMachine {
         await new Promise<void>((r) => setImmediate(r));
         lastYield = performance.now();
       }
+    }
+    this.flushOutput();
+    return this.outcome;
+  }
+
+  /** The device thread of a machine whose harts run on threads of their own. */
+  private async runThreaded(threads: VcpuThreads): Promise<VirtOutcome> {
+    threads.start({
+      console: (bytes) => this.emitConsole(bytes),
+      power: (event) => this.power({ kind: event }),
+      fail: (reason) => { if (!this.outcome) this.outcome = { kind: 'error', reason }; },
+    });
+    const ch = threads.channel;
+    let flushed = performance.now();
+    try {
+      while (!this.outcome) {
+        const bell = ch.bell();
+        threads.serve(this.bus);
+        this.rtc.poll();
+        if (this.outcome) break;
+        // Console bytes go out in batches, as with harts on this thread, not one write per MMIO exit.
+        const now = performance.now();
+        if (now - flushed >= OUTPUT_BATCH_MS) {
+          this.flushOutput();
+          flushed = now;
+        }
+        // Harts ring for MMIO; devices and the host ring through kick().
+        await ch.waitBell(bell, this.outBuf.length > 0 ? OUTPUT_BATCH_MS : YIELD_MS);
+      }
+    } finally {
+      await threads.stop();
     }
     this.flushOutput();
     return this.outcome;
