@@ -7,7 +7,7 @@
  *   npm run bench:idle
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
@@ -15,6 +15,7 @@ import { Guest } from '../test/guest.js';
 import { benchDir } from './build-programs.js';
 
 const images = await fetchImages();
+mkdirSync(benchDir, { recursive: true });
 const initrd = join(benchDir, 'initrd-idle.gz');
 writeFileSync(initrd, await defaultInitramfs(images, { modules: BASE_MODULES }));
 const haveQemu = spawnSync('qemu-system-riscv64', ['--version']).status === 0;

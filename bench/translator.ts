@@ -19,7 +19,7 @@
  * --interp adds a column for Disco with the translator off.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
@@ -75,6 +75,7 @@ const GUEST_WORK = [
 
 async function guestRows(): Promise<void> {
   const images = await fetchImages();
+  mkdirSync(benchDir, { recursive: true });
   const initrd = join(benchDir, 'initrd-translator.gz');
   writeFileSync(initrd, await defaultInitramfs(images, { modules: BASE_MODULES }));
   const boot = row('boot to init');

@@ -6,7 +6,7 @@ import { apiRequest, type ApiReply } from '../src/api/client.js';
 import { join } from 'node:path';
 import { buildDir, cli, root } from './support.js';
 
-export type ProbeMode = 'VICTIM' | 'HOSTILE' | 'SPIN' | 'FLOOD' | 'IDLE';
+export type ProbeMode = 'VICTIM' | 'HOSTILE' | 'SPIN' | 'SPIN_SMP' | 'FLOOD' | 'IDLE';
 
 /** Builds test/guests/probe.c in one mode as a flat Linux Image; returns its path. */
 export function buildProbe(mode: ProbeMode): string {

@@ -275,6 +275,61 @@ describe('the vCPU scheduler', () => {
   });
 });
 
+describe('disco serve with SMP guests on two run tokens', () => {
+  let host: HostProcess;
+  before(async () => {
+    host = new HostProcess(['--pool', '512', '--threads', '2']);
+    await host.ready();
+  });
+  after(async () => {
+    assert.equal(await host.stop(), 0);
+  });
+
+  test('an SMP VM runs its vCPUs on several host threads; against a one-vCPU VM of equal weight each VM gets half; pause stops every vCPU; a cap covers them all', async () => {
+    const run = async (id: string): Promise<number> => (await host.vm(id)).cpu.run_ms;
+    const over = async (ids: string[], ms: number): Promise<number[]> => {
+      const a = await Promise.all(ids.map(run));
+      await sleep(ms);
+      const b = await Promise.all(ids.map(run));
+      return b.map((x, i) => x - a[i]!);
+    };
+    await host.boot('smp', kernel('SPIN_SMP', 64, { machine_config: { vcpu_count: 2 } }));
+    await host.waitConsole('smp', /spin: start, harts started 1\n/, 20_000);
+    await sleep(500);
+    const [alone] = await over(['smp'], 3000);
+    assert.ok(alone! > 3000 * 1.6, `two spinning vCPUs held tokens ${alone} ms in 3000 ms: not two threads`);
+
+    await host.boot('uni', kernel('SPIN', 64));
+    await host.waitConsole('uni', /spin: start/, 20_000);
+    await sleep(500);
+    const [smp, uni] = await over(['smp', 'uni'], 4000);
+    const share = smp! / (smp! + uni!);
+    assert.ok(Math.abs(share - 0.5) < 0.08, `equal weights, two vCPUs against one: the SMP VM got ${(share * 100).toFixed(1)} % (${smp} ms against ${uni} ms)`);
+    assert.ok(smp! + uni! > 4000 * 1.7, `both tokens in use (${smp! + uni!} ms of 8000)`);
+
+    assert.equal((await host.call('PATCH', '/vms/smp/state', { state: 'Paused' })).status, 204);
+    await sleep(300);
+    const [pausedSmp, soloUni] = await over(['smp', 'uni'], 2000);
+    assert.ok(pausedSmp! < 30, `a paused VM's vCPUs ran ${pausedSmp} ms`);
+    assert.ok(soloUni! > 2000 * 0.85, `the other VM carries on (${soloUni} ms of 2000)`);
+    assert.equal((await host.call('PATCH', '/vms/smp/state', { state: 'Resumed' })).status, 204);
+    assert.equal((await host.call('PUT', '/vms/uni/actions', { action_type: 'Kill' })).status, 204);
+
+    // 50 % of one thread over both vCPUs; a cap above 100 % per vCPU is refused.
+    assert.equal((await host.call('PATCH', '/vms/smp/machine-config', { cap_percent: 201 })).status, 400);
+    assert.equal((await host.call('PATCH', '/vms/smp/machine-config', { cap_percent: 50 })).status, 204);
+    await sleep(500);
+    const [capped] = await over(['smp'], 3000);
+    assert.ok(capped! > 3000 * 0.35 && capped! < 3000 * 0.65, `capped at 50 %, the SMP VM ran ${capped} ms of 3000`);
+    assert.equal((await host.call('PATCH', '/vms/smp/machine-config', { cap_percent: 150 })).status, 204);
+    await sleep(500);
+    const [capped150] = await over(['smp'], 3000);
+    assert.ok(capped150! > 3000 * 1.2 && capped150! < 3000 * 1.7, `capped at 150 %, the SMP VM ran ${capped150} ms of 3000`);
+    const v = await host.vm('smp');
+    assert.ok(v.cpu.instructions > 0 && v.cpu.throttled_ms > 0);
+  });
+});
+
 test('an exception in one VM\'s device back end stops only that VM, with the reason', async () => {
   const hv = new Hypervisor({ poolMib: 256, threads: 2, log: () => undefined });
   try {

@@ -158,7 +158,7 @@ export async function cmdVm(argv: string[]): Promise<number> {
     case 'set': {
       noMore();
       const shares = intArg(values.shares, 'shares', 1, 10_000);
-      const cap = intArg(values.cap, 'cap', 0, 100);
+      const cap = intArg(values.cap, 'cap', 0, 800);
       const onReboot = rebootArg(values['on-reboot']);
       if (shares === undefined && cap === undefined && onReboot === undefined) throw new UsageError('disco vm set NAME needs --shares N, --cap PCT or --on-reboot restart|stop');
       check(await call(socketFor(name), 'PATCH', `/vms/${id(name)}/machine-config`, {
@@ -225,7 +225,7 @@ async function cmdCreate(argv: string[]): Promise<number> {
   put('mem_size_mib', intArg(values.memory, 'memory', 64, 3072) ?? 256);
   put('vcpu_count', intArg(values.cpus, 'cpus', 1, 8) ?? 1);
   put('shares', intArg(values.shares, 'shares', 1, 10_000));
-  put('cap_percent', intArg(values.cap, 'cap', 0, 100));
+  put('cap_percent', intArg(values.cap, 'cap', 0, 800));
   put('mem_limit_mib', intArg(values['mem-limit'], 'mem-limit', 16, 3072));
   put('on_reboot', rebootArg(values['on-reboot']));
   const boot: Record<string, string> = {};

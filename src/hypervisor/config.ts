@@ -26,7 +26,7 @@ export interface MachineConfig {
   readonly mem_size_mib: number;
   /** Proportional share of host CPU against other VMs (weight). */
   readonly shares: number;
-  /** Most host CPU the VM may use, in percent of one host thread; 0: no cap. */
+  /** Most host CPU the VM may use, in percent of one host thread (up to 100 per vCPU); 0: no cap. */
   readonly cap_percent: number;
   /** Most machine memory the VM may hold, in MiB; 0: its RAM size. */
   readonly mem_limit_mib: number;
@@ -177,15 +177,21 @@ export function vmId(v: unknown): string {
 export function parseMachineConfig(v: unknown, base: MachineConfig | null): MachineConfig {
   const b = asObject(v, 'machine_config');
   onlyKeys(b, ['vcpu_count', 'mem_size_mib', 'shares', 'cap_percent', 'mem_limit_mib', 'on_reboot'], 'machine_config');
+  const vcpus = int(b, 'vcpu_count', 1, MAX_VCPUS, base?.vcpu_count);
   const mc: MachineConfig = {
-    vcpu_count: int(b, 'vcpu_count', 1, MAX_VCPUS, base?.vcpu_count),
+    vcpu_count: vcpus,
     mem_size_mib: int(b, 'mem_size_mib', MIN_MEM_MIB, MAX_MEM_MIB, base?.mem_size_mib),
     shares: int(b, 'shares', 1, MAX_SHARES, base?.shares ?? 1),
-    cap_percent: int(b, 'cap_percent', 0, 100, base?.cap_percent ?? 0),
+    cap_percent: capPercent(b, vcpus, base?.cap_percent ?? 0),
     mem_limit_mib: int(b, 'mem_limit_mib', 0, MAX_MEM_MIB, base?.mem_limit_mib ?? 0),
     on_reboot: rebootPolicy(b, 'on_reboot', base?.on_reboot ?? 'restart'),
   };
   return mc;
+}
+
+/** A cap in percent of one host thread: a VM's vCPUs together use at most one thread each. */
+function capPercent(b: Json, vcpus: number, dflt: number): number {
+  return int(b, 'cap_percent', 0, 100 * vcpus, Math.min(dflt, 100 * vcpus));
 }
 
 /** PATCH machine-config of a running VM: only the scheduling fields and the reboot policy. */
@@ -195,7 +201,7 @@ export function parseSchedulingPatch(v: unknown, base: MachineConfig): MachineCo
   return {
     ...base,
     shares: int(b, 'shares', 1, MAX_SHARES, base.shares),
-    cap_percent: int(b, 'cap_percent', 0, 100, base.cap_percent),
+    cap_percent: capPercent(b, base.vcpu_count, base.cap_percent),
     on_reboot: rebootPolicy(b, 'on_reboot', base.on_reboot),
   };
 }

@@ -2,30 +2,44 @@
  * The vCPU scheduler: proportional share (stride scheduling) of a fixed number
  * of run tokens — host threads that may execute guest code at once — among
  * the VMs of a host, with time slices, per-VM weights (shares) and optional
- * caps. Its state lives in one SharedArrayBuffer, so every VM's worker
+ * caps. Its state lives in one SharedArrayBuffer, so every vCPU thread
  * schedules itself at its slice boundaries without a round trip to the main
- * thread:
+ * thread.
  *
- * - A VM that wants to run takes a free token, or queues (state WAITING) and
- *   sleeps with Atomics.waitAsync on its grant word (its worker's event loop,
- *   hence its device back ends, keeps running).
- * - At the end of its slice a running VM is charged `used / weight` of virtual
- *   time (its pass). If a queued VM has a smaller pass, the token goes to it and
- *   the VM queues; otherwise it runs another slice.
- * - A VM whose harts all wait in WFI gives its token back (state IDLE) and costs
- *   nothing until an interrupt; it re-enters with its pass raised to the
- *   smallest pass among active VMs, so sleeping earns no credit.
- * - A cap (percent of one host thread) is enforced per period: a VM that used
- *   its share of the period gives its token back and sleeps to the period's end.
+ * Two levels, as a VM's cgroup over its vCPU threads under CFS:
+ *
+ * - A VM (a slot) has the weight, the cap, the pause flag and the virtual time
+ *   (its pass). Each token-holding vCPU of the VM charges the VM `used / weight`,
+ *   so a VM running on two threads at once spends its share twice as fast.
+ * - A vCPU (an entity of the slot: the VM's thread when its harts take turns on
+ *   it, else one per hart thread) holds at most one token. Entities queue
+ *   ordered by their VM's pass, then by their own (so the vCPUs of one VM take
+ *   turns).
+ *
+ * - An entity that wants to run takes a free token, or queues (WAITING) and
+ *   sleeps with Atomics.waitAsync on its grant word (its thread's event loop,
+ *   hence the VM's device back ends, keeps running).
+ * - At the end of its slice a running entity is charged; if a queued entity has
+ *   a smaller key, the token goes to it and this one queues; otherwise it runs
+ *   another slice.
+ * - An entity whose harts wait in WFI gives its token back (IDLE) and costs
+ *   nothing until an interrupt. A VM that had nothing runnable re-enters with its
+ *   pass raised to the smallest pass among active VMs, so sleeping earns no credit.
+ * - A cap (percent of one host thread, over all the VM's vCPUs) is enforced per
+ *   period: a VM that used its share of the period has each vCPU give its token
+ *   back at its slice end and sleep to the period's end.
  * - A paused VM holds no token and is never granted one.
  *
- * Time a VM waits for a token while runnable is its steal time (SBI STA).
+ * Time an entity waits for a token while runnable is its steal time (SBI STA).
  */
 
 import { waitAsync } from '../host/atomics.js';
-import type { GateHooks, RunGate } from '../machine/run-gate.js';
+import type { GateHooks, RunGate, RunGateFactory } from '../machine/run-gate.js';
 
 export const MAX_VMS = 64;
+/** Entities per VM: one per vCPU (MAX_CPUS of the virt board). */
+export const MAX_ENTITIES_PER_VM = 8;
+const MAX_ENTITIES = MAX_VMS * MAX_ENTITIES_PER_VM;
 export const DEFAULT_SLICE_MS = 10;
 export const CAP_PERIOD_MS = 100;
 /** Virtual-time units per millisecond at weight 1. */
@@ -34,31 +48,45 @@ const STRIDE = 1 << 16;
 export const SLOT_STATE = { FREE: 0, IDLE: 1, WAITING: 2, RUNNING: 3, THROTTLED: 4, PAUSED: 5 } as const;
 export type SlotStateName = 'free' | 'idle' | 'waiting' | 'running' | 'throttled' | 'paused';
 const STATE_NAMES: readonly SlotStateName[] = ['free', 'idle', 'waiting', 'running', 'throttled', 'paused'];
+/** A VM's state from its entities': the first of these any entity is in. */
+const STATE_PRIORITY = [SLOT_STATE.RUNNING, SLOT_STATE.WAITING, SLOT_STATE.THROTTLED, SLOT_STATE.PAUSED, SLOT_STATE.IDLE];
 
 // i32 header
-const H_LOCK = 0; // 0 free, else 1 + slot of the holder (MAX_VMS: the host)
+const H_LOCK = 0; // 0 free, else 1 + entity of the holder (MAX_ENTITIES: the host)
 const H_TOKENS = 1;
 const H_FREE = 2;
 const H_SLICE_MS = 3;
+const H_NAP = 7; // a word nobody notifies: the lock's back-off waits on it
 const HEADER_WORDS = 8;
-// i32 per slot
-const S_STATE = 0;
-const S_GRANT = 1; // 1 once a token was handed to the slot (its wait word)
-const S_WEIGHT = 2;
-const S_CAP = 3; // percent of one host thread; 0: none
-const S_PAUSED = 4;
-const S_WAKE = 5; // bumped to wake a waiting worker (resume, stop)
-const SLOT_WORDS = 8;
-// f64 per slot
+// i32 per VM slot
+const S_WEIGHT = 0;
+const S_CAP = 1; // percent of one host thread; 0: none
+const S_PAUSED = 2;
+const S_WAKE = 3; // bumped to wake the VM's waiting entities (resume, stop)
+const SLOT_WORDS = 4;
+// i32 per entity
+const E_STATE = 0;
+const E_GRANT = 1; // 1 once a token was handed to the entity (its wait word)
+const ENTITY_WORDS = 2;
+// f64 per VM slot
 const F_PASS = 0;
-const F_RUN_MS = 1; // time holding a token
-const F_STEAL_MS = 2; // time runnable without a token
+const F_RUN_MS = 1; // time holding a token, summed over its entities
+const F_STEAL_MS = 2; // time runnable without a token, summed over its entities
 const F_SLICES = 3;
 const F_THROTTLED_MS = 4;
+const F_PERIOD_START = 5;
+const F_PERIOD_USED = 6;
 const SLOT_F64 = 8;
+// f64 per entity
+const EF_PASS = 0;
+const ENTITY_F64 = 1;
 
-const I32_WORDS = HEADER_WORDS + MAX_VMS * SLOT_WORDS;
+const SLOTS_W = HEADER_WORDS;
+const ENTITIES_W = SLOTS_W + MAX_VMS * SLOT_WORDS;
+const I32_WORDS = ENTITIES_W + MAX_ENTITIES * ENTITY_WORDS;
 const F64_OFFSET = Math.ceil((I32_WORDS * 4) / 8) * 8;
+const ENTITIES_F = MAX_VMS * SLOT_F64;
+const F64_WORDS = ENTITIES_F + MAX_ENTITIES * ENTITY_F64;
 
 export interface SchedulerShared {
   readonly buffer: SharedArrayBuffer;
@@ -86,12 +114,12 @@ export class SchedulerState {
 
   constructor(readonly shared: SchedulerShared) {
     this.i32 = new Int32Array(shared.buffer, 0, I32_WORDS);
-    this.f64 = new Float64Array(shared.buffer, F64_OFFSET, MAX_VMS * SLOT_F64);
+    this.f64 = new Float64Array(shared.buffer, F64_OFFSET, F64_WORDS);
   }
 
   static create(tokens: number, sliceMs = DEFAULT_SLICE_MS): SchedulerState {
     if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`run tokens must be a whole number from 1, got ${tokens}`);
-    const buffer = new SharedArrayBuffer(F64_OFFSET + MAX_VMS * SLOT_F64 * 8);
+    const buffer = new SharedArrayBuffer(F64_OFFSET + F64_WORDS * 8);
     const s = new SchedulerState({ buffer });
     s.i32[H_TOKENS] = tokens;
     s.i32[H_FREE] = tokens;
@@ -103,13 +131,15 @@ export class SchedulerState {
   get freeTokens(): number { return Atomics.load(this.i32, H_FREE); }
   get sliceMs(): number { return this.i32[H_SLICE_MS]!; }
 
-  protected si(slot: number, w: number): number { return HEADER_WORDS + slot * SLOT_WORDS + w; }
+  protected si(slot: number, w: number): number { return SLOTS_W + slot * SLOT_WORDS + w; }
   protected fi(slot: number, w: number): number { return slot * SLOT_F64 + w; }
+  protected ei(entity: number, w: number): number { return ENTITIES_W + entity * ENTITY_WORDS + w; }
+  protected efi(entity: number, w: number): number { return ENTITIES_F + entity * ENTITY_F64 + w; }
 
   protected lock(owner: number): void {
     for (let spins = 0; Atomics.compareExchange(this.i32, H_LOCK, 0, owner + 1) !== 0; spins++) {
-      // Critical sections are a few dozen instructions; yield the core now and then.
-      if (spins > 1000) Atomics.wait(this.i32, HEADER_WORDS - 1, 0, 0.05);
+      // Critical sections are a few hundred instructions; yield the core now and then.
+      if (spins > 1000) Atomics.wait(this.i32, H_NAP, 0, 0.05);
     }
   }
 
@@ -117,7 +147,13 @@ export class SchedulerState {
     Atomics.store(this.i32, H_LOCK, 0);
   }
 
-  state(slot: number): number { return Atomics.load(this.i32, this.si(slot, S_STATE)); }
+  /** The VM's state: running if any of its vCPUs holds a token, and so on (STATE_PRIORITY). */
+  state(slot: number): number {
+    let seen = 0;
+    for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) seen |= 1 << Atomics.load(this.i32, this.ei(slot * MAX_ENTITIES_PER_VM + k, E_STATE));
+    for (const s of STATE_PRIORITY) if (seen & (1 << s)) return s;
+    return SLOT_STATE.FREE;
+  }
 
   stats(slot: number): SlotStats {
     return {
@@ -131,38 +167,72 @@ export class SchedulerState {
     };
   }
 
-  /** Hands the token held by (or released for) `from` to the queued VM with the smallest pass, or frees it. Under the lock. */
-  protected passToken(): void {
+  /** Whether entity a comes before entity b in the queue (its VM's pass, then its own). */
+  protected before(a: number, b: number): boolean {
+    const pa = this.f64[this.fi((a / MAX_ENTITIES_PER_VM) | 0, F_PASS)]!;
+    const pb = this.f64[this.fi((b / MAX_ENTITIES_PER_VM) | 0, F_PASS)]!;
+    if (pa !== pb) return pa < pb;
+    return this.f64[this.efi(a, EF_PASS)]! < this.f64[this.efi(b, EF_PASS)]!;
+  }
+
+  /** The queued entity that runs next (not of a paused VM), or -1. Under the lock. */
+  protected nextQueued(except: number): number {
     let best = -1;
-    let bestPass = Infinity;
-    for (let s = 0; s < MAX_VMS; s++) {
-      if (this.i32[this.si(s, S_STATE)] !== SLOT_STATE.WAITING) continue;
-      if (this.i32[this.si(s, S_PAUSED)] !== 0) continue;
-      const p = this.f64[this.fi(s, F_PASS)]!;
-      if (p < bestPass) { bestPass = p; best = s; }
+    for (let e = 0; e < MAX_ENTITIES; e++) {
+      if (e === except || this.i32[this.ei(e, E_STATE)] !== SLOT_STATE.WAITING) continue;
+      if (this.i32[this.si((e / MAX_ENTITIES_PER_VM) | 0, S_PAUSED)] !== 0) continue;
+      if (best < 0 || this.before(e, best)) best = e;
     }
+    return best;
+  }
+
+  /** Hands a token given back to the entity that runs next, or frees it. Under the lock. */
+  protected passToken(): void {
+    const best = this.nextQueued(-1);
     if (best < 0) {
       this.i32[H_FREE] = this.i32[H_FREE]! + 1;
       return;
     }
-    this.i32[this.si(best, S_STATE)] = SLOT_STATE.RUNNING;
-    Atomics.store(this.i32, this.si(best, S_GRANT), 1);
-    Atomics.notify(this.i32, this.si(best, S_GRANT));
+    this.i32[this.ei(best, E_STATE)] = SLOT_STATE.RUNNING;
+    Atomics.store(this.i32, this.ei(best, E_GRANT), 1);
+    Atomics.notify(this.i32, this.ei(best, E_GRANT));
   }
 
-  /** The smallest pass among VMs that run or wait to (the virtual time "now"). Under the lock. */
+  /** Whether any entity of the slot but `except` runs or waits to. Under the lock. */
+  protected slotActive(slot: number, except: number): boolean {
+    for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) {
+      const e = slot * MAX_ENTITIES_PER_VM + k;
+      if (e === except) continue;
+      const st = this.i32[this.ei(e, E_STATE)];
+      if (st === SLOT_STATE.RUNNING || st === SLOT_STATE.WAITING) return true;
+    }
+    return false;
+  }
+
+  /** The smallest pass among VMs that run or wait to, but `except` (the virtual time "now"). Under the lock. */
   protected activePass(except: number): number {
     let min = Infinity;
     for (let s = 0; s < MAX_VMS; s++) {
-      if (s === except) continue;
-      const st = this.i32[this.si(s, S_STATE)];
-      if (st === SLOT_STATE.RUNNING || st === SLOT_STATE.WAITING) min = Math.min(min, this.f64[this.fi(s, F_PASS)]!);
+      if (s === except || !this.slotActive(s, -1)) continue;
+      min = Math.min(min, this.f64[this.fi(s, F_PASS)]!);
+    }
+    return min;
+  }
+
+  /** The smallest own pass among the slot's active entities but `except`. Under the lock. */
+  protected activeEntityPass(slot: number, except: number): number {
+    let min = Infinity;
+    for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) {
+      const e = slot * MAX_ENTITIES_PER_VM + k;
+      if (e === except) continue;
+      const st = this.i32[this.ei(e, E_STATE)];
+      if (st === SLOT_STATE.RUNNING || st === SLOT_STATE.WAITING) min = Math.min(min, this.f64[this.efi(e, EF_PASS)]!);
     }
     return min;
   }
 }
 
-/** The host's side: slots for VMs, weights, caps, pause, and clean-up after a VM's worker is gone. */
+/** The host's side: slots for VMs, weights, caps, pause, and clean-up after a VM's threads are gone. */
 export class HostScheduler extends SchedulerState {
   private readonly used = new Set<number>();
 
@@ -176,10 +246,17 @@ export class HostScheduler extends SchedulerState {
     for (let s = 0; s < MAX_VMS; s++) {
       if (this.used.has(s)) continue;
       this.used.add(s);
+      this.lock(MAX_ENTITIES);
       for (let w = 0; w < SLOT_WORDS; w++) Atomics.store(this.i32, this.si(s, w), 0);
       this.f64.fill(0, this.fi(s, 0), this.fi(s, SLOT_F64));
+      for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) {
+        const e = s * MAX_ENTITIES_PER_VM + k;
+        Atomics.store(this.i32, this.ei(e, E_GRANT), 0);
+        this.f64[this.efi(e, EF_PASS)] = 0;
+        Atomics.store(this.i32, this.ei(e, E_STATE), SLOT_STATE.IDLE);
+      }
+      this.unlock();
       this.configure(s, weight, capPercent);
-      Atomics.store(this.i32, this.si(s, S_STATE), SLOT_STATE.IDLE);
       return s;
     }
     return -1;
@@ -193,57 +270,76 @@ export class HostScheduler extends SchedulerState {
   setPaused(slot: number, paused: boolean): void {
     Atomics.store(this.i32, this.si(slot, S_PAUSED), paused ? 1 : 0);
     if (!paused) {
-      this.lock(MAX_VMS);
-      // A VM that queued while paused may have been passed over: free tokens go to it now.
-      if (this.i32[this.si(slot, S_STATE)] === SLOT_STATE.WAITING && this.i32[H_FREE]! > 0) {
+      this.lock(MAX_ENTITIES);
+      // Entities that queued while the VM was paused may have been passed over: free tokens go to them now.
+      for (let k = 0; k < MAX_ENTITIES_PER_VM && this.i32[H_FREE]! > 0; k++) {
+        const e = slot * MAX_ENTITIES_PER_VM + k;
+        if (this.i32[this.ei(e, E_STATE)] !== SLOT_STATE.WAITING) continue;
         this.i32[H_FREE] = this.i32[H_FREE]! - 1;
-        this.i32[this.si(slot, S_STATE)] = SLOT_STATE.RUNNING;
-        Atomics.store(this.i32, this.si(slot, S_GRANT), 1);
-        Atomics.notify(this.i32, this.si(slot, S_GRANT));
+        this.i32[this.ei(e, E_STATE)] = SLOT_STATE.RUNNING;
+        Atomics.store(this.i32, this.ei(e, E_GRANT), 1);
+        Atomics.notify(this.i32, this.ei(e, E_GRANT));
       }
       this.unlock();
     }
     this.wake(slot);
   }
 
-  /** Wakes the slot's worker if it waits (resume, stop). */
+  /** Wakes the slot's entities if they wait (resume, stop). */
   wake(slot: number): void {
     Atomics.add(this.i32, this.si(slot, S_WAKE), 1);
     Atomics.notify(this.i32, this.si(slot, S_WAKE));
-    Atomics.notify(this.i32, this.si(slot, S_GRANT));
+    for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) Atomics.notify(this.i32, this.ei(slot * MAX_ENTITIES_PER_VM + k, E_GRANT));
   }
 
   /**
-   * The VM's worker has ended (or was terminated): a token it held goes to
-   * the next VM, and the slot is free. A lock its thread held when it died is
-   * broken.
+   * The VM's threads have ended (or were terminated): tokens its entities held
+   * go to the next in line, and the slot is free. A lock one of its threads
+   * held when it died is broken.
    */
   release(slot: number): void {
     if (!this.used.has(slot)) return;
-    if (Atomics.load(this.i32, H_LOCK) === slot + 1) Atomics.store(this.i32, H_LOCK, 0);
-    this.lock(MAX_VMS);
-    const st = this.i32[this.si(slot, S_STATE)];
-    this.i32[this.si(slot, S_STATE)] = SLOT_STATE.FREE;
-    if (st === SLOT_STATE.RUNNING) this.passToken();
+    const owner = Atomics.load(this.i32, H_LOCK) - 1;
+    if (owner >= slot * MAX_ENTITIES_PER_VM && owner < (slot + 1) * MAX_ENTITIES_PER_VM) Atomics.store(this.i32, H_LOCK, 0);
+    this.lock(MAX_ENTITIES);
+    for (let k = 0; k < MAX_ENTITIES_PER_VM; k++) {
+      const e = slot * MAX_ENTITIES_PER_VM + k;
+      const st = this.i32[this.ei(e, E_STATE)];
+      this.i32[this.ei(e, E_STATE)] = SLOT_STATE.FREE;
+      if (st === SLOT_STATE.RUNNING) this.passToken();
+    }
     this.unlock();
     this.used.delete(slot);
   }
 }
 
+/** What a vCPU thread needs to build its gate (createRunGate). */
+export interface VcpuGateData {
+  readonly shared: SchedulerShared;
+  readonly slot: number;
+  /** Which of the VM's entities (0 .. MAX_ENTITIES_PER_VM - 1): its hart's index. */
+  readonly entity: number;
+}
 
 /**
- * A VM worker's side of the scheduler: the machine's RunGate. It holds at
- * most one token (a VM's harts take turns on its one worker thread).
+ * One entity's side of the scheduler: the machine's RunGate for the VM's
+ * thread (its harts taking turns) or for one hart's thread. It holds at most one token.
  */
 export class VcpuGate extends SchedulerState {
   private holding = false;
   private sliceStart = 0;
-  private periodStart = 0;
-  private periodUsed = 0;
   private closed = false;
+  private readonly entity: number;
 
-  constructor(shared: SchedulerShared, private readonly slot: number, private readonly hooks: GateHooks) {
+  constructor(shared: SchedulerShared, private readonly slot: number, private readonly hooks: GateHooks, entity = 0) {
     super(shared);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_VMS) throw new RangeError(`scheduler slot ${slot} out of range`);
+    if (!Number.isInteger(entity) || entity < 0 || entity >= MAX_ENTITIES_PER_VM) throw new RangeError(`scheduler entity ${entity} out of range`);
+    this.entity = slot * MAX_ENTITIES_PER_VM + entity;
+  }
+
+  private setState(s: number): void {
+    this.i32[this.ei(this.entity, E_STATE)] = s;
   }
 
   enter(): Promise<void> | null {
@@ -259,9 +355,9 @@ export class VcpuGate extends SchedulerState {
 
   idle(): void {
     if (!this.holding) return;
-    this.lock(this.slot);
+    this.lock(this.entity);
     this.charge(nowMs());
-    this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.IDLE;
+    this.setState(SLOT_STATE.IDLE);
     this.holding = false;
     this.passToken();
     this.unlock();
@@ -273,101 +369,112 @@ export class VcpuGate extends SchedulerState {
     this.closed = true;
     Atomics.add(this.i32, this.si(this.slot, S_WAKE), 1);
     Atomics.notify(this.i32, this.si(this.slot, S_WAKE));
-    Atomics.notify(this.i32, this.si(this.slot, S_GRANT));
+    Atomics.notify(this.i32, this.ei(this.entity, E_GRANT));
   }
 
-  /** Charges the time since the slice started. Under the lock. */
+  /** Charges the time since the slice started to the VM and to this entity. Under the lock. */
   private charge(now: number): void {
+    const s = this.slot;
     const used = Math.max(0, now - this.sliceStart);
-    const weight = Math.max(1, this.i32[this.si(this.slot, S_WEIGHT)]!);
-    this.f64[this.fi(this.slot, F_PASS)] = this.f64[this.fi(this.slot, F_PASS)]! + (used * STRIDE) / weight;
-    this.f64[this.fi(this.slot, F_RUN_MS)] = this.f64[this.fi(this.slot, F_RUN_MS)]! + used;
-    this.f64[this.fi(this.slot, F_SLICES)] = this.f64[this.fi(this.slot, F_SLICES)]! + 1;
-    if (now - this.periodStart >= CAP_PERIOD_MS) {
-      this.periodStart = now;
-      this.periodUsed = 0;
-    }
-    this.periodUsed += used;
+    const weight = Math.max(1, this.i32[this.si(s, S_WEIGHT)]!);
+    this.f64[this.fi(s, F_PASS)] = this.f64[this.fi(s, F_PASS)]! + (used * STRIDE) / weight;
+    this.f64[this.efi(this.entity, EF_PASS)] = this.f64[this.efi(this.entity, EF_PASS)]! + used * STRIDE;
+    this.f64[this.fi(s, F_RUN_MS)] = this.f64[this.fi(s, F_RUN_MS)]! + used;
+    this.f64[this.fi(s, F_SLICES)] = this.f64[this.fi(s, F_SLICES)]! + 1;
+    this.newPeriodIfDue(now);
+    this.f64[this.fi(s, F_PERIOD_USED)] = this.f64[this.fi(s, F_PERIOD_USED)]! + used;
     this.sliceStart = now;
   }
 
+  /** The VM's cap period: a new one once the last is over. Under the lock. */
+  private newPeriodIfDue(now: number): void {
+    const s = this.slot;
+    if (now - this.f64[this.fi(s, F_PERIOD_START)]! >= CAP_PERIOD_MS) {
+      this.f64[this.fi(s, F_PERIOD_START)] = now;
+      this.f64[this.fi(s, F_PERIOD_USED)] = 0;
+    }
+  }
+
   private async sliceEnd(now: number): Promise<void> {
-    this.lock(this.slot);
+    const s = this.slot;
+    this.lock(this.entity);
     this.charge(now);
-    const paused = this.i32[this.si(this.slot, S_PAUSED)] !== 0;
-    const cap = this.i32[this.si(this.slot, S_CAP)]!;
-    const throttle = cap > 0 && this.periodUsed >= (CAP_PERIOD_MS * cap) / 100;
+    const paused = this.i32[this.si(s, S_PAUSED)] !== 0;
+    const cap = this.i32[this.si(s, S_CAP)]!;
+    const throttle = cap > 0 && this.f64[this.fi(s, F_PERIOD_USED)]! >= (CAP_PERIOD_MS * cap) / 100;
     if (paused || throttle) {
-      this.i32[this.si(this.slot, S_STATE)] = paused ? SLOT_STATE.PAUSED : SLOT_STATE.THROTTLED;
+      this.setState(paused ? SLOT_STATE.PAUSED : SLOT_STATE.THROTTLED);
       this.holding = false;
       this.passToken();
+      const until = this.f64[this.fi(s, F_PERIOD_START)]! + CAP_PERIOD_MS;
       this.unlock();
       if (!paused) {
-        const until = this.periodStart + CAP_PERIOD_MS;
         const t0 = nowMs();
         await this.sleepUntil(until);
-        this.f64[this.fi(this.slot, F_THROTTLED_MS)] = this.f64[this.fi(this.slot, F_THROTTLED_MS)]! + (nowMs() - t0);
-        this.periodStart = nowMs();
-        this.periodUsed = 0;
+        this.lock(this.entity);
+        this.f64[this.fi(s, F_THROTTLED_MS)] = this.f64[this.fi(s, F_THROTTLED_MS)]! + (nowMs() - t0);
+        this.newPeriodIfDue(nowMs());
+        this.unlock();
       }
       return this.acquire();
     }
-    // Another VM queued with less virtual time: it gets the token, this VM queues.
-    let other = false;
-    const mine = this.f64[this.fi(this.slot, F_PASS)]!;
-    for (let s = 0; s < MAX_VMS && !other; s++) {
-      if (s === this.slot || this.i32[this.si(s, S_STATE)] !== SLOT_STATE.WAITING || this.i32[this.si(s, S_PAUSED)] !== 0) continue;
-      if (this.f64[this.fi(s, F_PASS)]! < mine) other = true;
-    }
-    if (!other) {
+    // An entity queued ahead of this one: it gets the token, this one queues.
+    const next = this.nextQueued(this.entity);
+    if (next < 0 || !this.before(next, this.entity)) {
       this.unlock();
       return;
     }
     this.holding = false;
-    this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.WAITING;
-    Atomics.store(this.i32, this.si(this.slot, S_GRANT), 0);
+    this.setState(SLOT_STATE.WAITING);
+    Atomics.store(this.i32, this.ei(this.entity, E_GRANT), 0);
     this.passToken();
     this.unlock();
     await this.waitGrant(nowMs());
   }
 
   private async acquire(): Promise<void> {
+    const s = this.slot;
     // A paused VM waits for its resume first.
-    while (!this.closed && Atomics.load(this.i32, this.si(this.slot, S_PAUSED)) !== 0) {
-      this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.PAUSED;
-      const v = Atomics.load(this.i32, this.si(this.slot, S_WAKE));
-      if (Atomics.load(this.i32, this.si(this.slot, S_PAUSED)) === 0) break;
-      await waitAsync(this.i32, this.si(this.slot, S_WAKE), v, 1000);
+    while (!this.closed && Atomics.load(this.i32, this.si(s, S_PAUSED)) !== 0) {
+      this.setState(SLOT_STATE.PAUSED);
+      const v = Atomics.load(this.i32, this.si(s, S_WAKE));
+      if (Atomics.load(this.i32, this.si(s, S_PAUSED)) === 0) break;
+      await waitAsync(this.i32, this.si(s, S_WAKE), v, 1000);
     }
     if (this.closed) return;
     const start = nowMs();
-    this.lock(this.slot);
-    // Sleeping earns no credit: re-enter at the virtual time of the active VMs.
-    const active = this.activePass(this.slot);
-    if (active !== Infinity) this.f64[this.fi(this.slot, F_PASS)] = Math.max(this.f64[this.fi(this.slot, F_PASS)]!, active);
+    this.lock(this.entity);
+    // Sleeping earns no credit: a VM re-enters at the virtual time of the active VMs,
+    // a vCPU at that of its VM's active vCPUs.
+    if (!this.slotActive(s, this.entity)) {
+      const active = this.activePass(s);
+      if (active !== Infinity) this.f64[this.fi(s, F_PASS)] = Math.max(this.f64[this.fi(s, F_PASS)]!, active);
+    }
+    const siblings = this.activeEntityPass(s, this.entity);
+    if (siblings !== Infinity) this.f64[this.efi(this.entity, EF_PASS)] = Math.max(this.f64[this.efi(this.entity, EF_PASS)]!, siblings);
     if (this.i32[H_FREE]! > 0) {
       this.i32[H_FREE] = this.i32[H_FREE]! - 1;
-      this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.RUNNING;
+      this.setState(SLOT_STATE.RUNNING);
       this.unlock();
-      this.took(nowMs());
+      this.took(start);
       return;
     }
-    this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.WAITING;
-    Atomics.store(this.i32, this.si(this.slot, S_GRANT), 0);
+    this.setState(SLOT_STATE.WAITING);
+    Atomics.store(this.i32, this.ei(this.entity, E_GRANT), 0);
     this.unlock();
     await this.waitGrant(start);
   }
 
   private async waitGrant(start: number): Promise<void> {
-    const g = this.si(this.slot, S_GRANT);
+    const g = this.ei(this.entity, E_GRANT);
     while (!this.closed && Atomics.load(this.i32, g) === 0) {
       await waitAsync(this.i32, g, 0, 1000);
     }
     if (this.closed) {
       // Stopping while queued: leave the queue, or pass on a token granted meanwhile.
-      this.lock(this.slot);
+      this.lock(this.entity);
       if (Atomics.load(this.i32, g) === 1) this.passToken();
-      this.i32[this.si(this.slot, S_STATE)] = SLOT_STATE.IDLE;
+      this.setState(SLOT_STATE.IDLE);
       this.unlock();
       return;
     }
@@ -379,10 +486,11 @@ export class VcpuGate extends SchedulerState {
     const now = nowMs();
     this.holding = true;
     this.sliceStart = now;
-    if (this.periodStart === 0) this.periodStart = now;
     const waited = now - waitStart;
     if (waited > 0) {
+      this.lock(this.entity);
       this.f64[this.fi(this.slot, F_STEAL_MS)] = this.f64[this.fi(this.slot, F_STEAL_MS)]! + waited;
+      this.unlock();
       this.hooks.steal(waited);
     }
   }
@@ -397,3 +505,12 @@ export class VcpuGate extends SchedulerState {
     }
   }
 }
+
+/** Builds a vCPU thread's gate (machine/run-gate.ts, RunGateSpec): `data` is a VcpuGateData. */
+export const createRunGate: RunGateFactory = (data, hooks): RunGate => {
+  const d = data as Partial<VcpuGateData> | null;
+  if (!d || !(d.shared?.buffer instanceof SharedArrayBuffer) || typeof d.slot !== 'number' || typeof d.entity !== 'number') {
+    throw new TypeError('a vCPU gate needs the scheduler, a slot and an entity');
+  }
+  return new VcpuGate(d.shared, d.slot, hooks, d.entity);
+};

@@ -1,6 +1,7 @@
 /**
- * One VM on its own worker thread: its harts (taking turns, as in `disco
- * run`) and its devices with their back ends. Guest frames come from the
+ * One VM on its own worker thread: its devices with their back ends, and
+ * its harts (one hart runs on this thread; an SMP VM's harts run on vCPU
+ * threads of their own, machine/vcpu-threads.ts). Guest frames come from the
  * host's shared machine-memory pool; when the harts run is the scheduler's
  * say (a run token, see scheduler.ts). Anything that goes wrong here ends
  * this VM only: the outcome (or the exception) goes to the host, which frees
@@ -13,7 +14,11 @@ import { BASE_MODULES, defaultInitramfs, fetchImages, INITRAMFS_CMDLINE } from '
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
 import { VirtMachine } from '../machine/virt.js';
 import type { HostToWorker, VmCounters, VmOutcome, VmWorkerData, WorkerToHost } from './protocol.js';
-import { VcpuGate } from './scheduler.js';
+import type { RunGateSpec } from '../machine/run-gate.js';
+import { VcpuGate, type VcpuGateData } from './scheduler.js';
+
+/** Where a vCPU thread finds createRunGate. */
+const SCHEDULER_MODULE = new URL('./scheduler.js', import.meta.url).href;
 
 const data = workerData as VmWorkerData;
 const port = parentPort!;
@@ -98,6 +103,11 @@ async function main(): Promise<void> {
     output: (b) => relay.push(b), name: L.name, virtio: L.virtio,
     log: (line) => post({ type: 'log', line }),
     pool: mem, limitFrames: L.limitFrames, gate,
+    // An SMP VM's harts run on threads of their own, each an entity of the VM's slot.
+    vcpuGates: L.cpus > 1 ? Array.from({ length: L.cpus }, (_, i): RunGateSpec => {
+      const gateData: VcpuGateData = { shared: data.scheduler, slot: data.slot, entity: i };
+      return { module: SCHEDULER_MODULE, data: gateData };
+    }) : undefined,
   });
   const m = machine;
   const hartFrames: [number, number][] = [];

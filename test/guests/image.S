@@ -27,6 +27,12 @@ _start:
 2: wfi
   j 2b
 
+/* A secondary hart of SPIN_SMP: counts forever, needing no stack. */
+  .globl secondary_spin
+secondary_spin:
+  addi t0, t0, 1
+  j secondary_spin
+
 /* Every exception skips the faulting (4-byte) instruction and counts it. */
   .align 4
 trap_entry:

@@ -7,6 +7,7 @@
  *            RAM, the guest-physical space below and above it, and through
  *            virtio-rng DMA aimed outside its RAM
  *   SPIN     a runaway guest: an endless loop that never waits
+ *   SPIN_SMP the same on every hart (the others started through SBI HSM)
  *   FLOOD    floods its console
  *   IDLE     says so, then waits for interrupts forever (none come)
  *
@@ -67,6 +68,24 @@ int main(void) {
 #elif defined(SPIN)
 int main(void) {
   puts_("spin: start\n");
+  for (volatile uint64_t n = 0;; n++) {}
+}
+#elif defined(SPIN_SMP)
+extern char secondary_spin[];
+int main(void) {
+  /* SBI HSM hart_start (SBI spec 9.1) for every other hart there is; each spins. */
+  uint64_t started = 0;
+  for (uint64_t h = 1; h < 8; h++) {
+    register uint64_t a0 asm("a0") = h;
+    register uint64_t a1 asm("a1") = (uint64_t)(uintptr_t)secondary_spin;
+    register uint64_t a2 asm("a2") = 0;
+    register uint64_t a6 asm("a6") = 0;
+    register uint64_t a7 asm("a7") = 0x48534d;
+    asm volatile("ecall" : "+r"(a0), "+r"(a1) : "r"(a2), "r"(a6), "r"(a7) : "memory");
+    if (a0 != 0) break;
+    started++;
+  }
+  puts_("spin: start, harts started "); putn(started); putc_('\n');
   for (volatile uint64_t n = 0;; n++) {}
 }
 #elif defined(IDLE)
