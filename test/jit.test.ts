@@ -270,3 +270,29 @@ test('DMA or a loader writing a translated page drops its translations', () => {
   assert.ok(m.pmap.discard(CODE));
   assert.ok(m.jit!.stats.invalidated > before);
 });
+
+test('a misaligned access near address 0 never hits a soft-TLB entry that was flushed', () => {
+  // Entry 0 of the M context caches CODE's page (0x80000000); SFENCE.VMA flushes it, but
+  // the entry keeps its machine address. Loads from 1 (not memory) must fault, not read that frame.
+  const SFENCE_VMA = 0x12000073;
+  const prog = [
+    lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0),
+    lui((CODE >>> 12) & 0xfffff, 8), i(32, 8, 1, 8, 0x13), i(32, 8, 5, 8, 0x13), // x8 = CODE
+    i(0, 8, 2, 9, 0x03), // lw x9, 0(x8): fills the entry
+    SFENCE_VMA,
+    i(0x55, 0, 0, 6, 0x13), i(0x55, 0, 0, 7, 0x13), i(0x55, 0, 0, 10, 0x13), // x6 = x7 = x10 = 0x55
+    i(1, 0, 1, 6, 0x03), i(1, 0, 2, 7, 0x03), i(1, 0, 3, 10, 0x03), // lh x6, 1(x0); lw x7, 1(x0); ld x10, 1(x0)
+    s(1, 9, 0, 1), s(1, 9, 0, 2), s(1, 9, 0, 3), // sh, sw, sd x9 to 1(x0)
+    ECALL,
+  ];
+  const causes: bigint[] = [];
+  for (const mode of ['off', 'eager'] as const) {
+    const m = setup(prog, mode);
+    assert.equal(runToEcall(m.hart, 100_000).kind, 'ecall');
+    for (const x of [6, 7, 10]) assert.equal(m.hart.getX(x), 0x55n, `${mode}: x${x} was loaded from address 1`);
+    assert.deepEqual(m.pmap.read(CODE, 4), words([prog[0]!]), `${mode}: a store to address 1 reached the code page`);
+    causes.push(m.hart.readCsr(0x342));
+  }
+  assert.ok(causes[0] === 6n || causes[0] === 7n, `the last store faulted (mcause ${causes[0]})`);
+  assert.equal(causes[1], causes[0], 'the same fault under the translator');
+});

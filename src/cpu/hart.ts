@@ -11,7 +11,7 @@
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
-import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, REQ_FENCE_I, REQ_FLUSH_TLB, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_FETCH, TLB_CTX_S_SUM, TLB_CTX_U, TLB_CTX_U_FETCH, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
+import { HART_BLOCK_BYTES, HART_STATE_VERSION, PMP_ENTRIES, REQ_FENCE_I, REQ_FLUSH_TLB, SLOT, TLB_BANK_CONTEXTS, TLB_BANKS, TLB_BYTES, TLB_CONTEXTS, TLB_CTX_M, TLB_CTX_S, TLB_CTX_S_FETCH, TLB_CTX_S_SUM, TLB_CTX_U, TLB_CTX_U_FETCH, TLB_ENTRIES, TLB_ENTRY_WORDS, TLB_GPPN, TLB_INVALID, TLB_MADDR, TLB_TAG_EXEC, TLB_HI, TLB_TAG_READ, TLB_TAG_WRITE } from './layout.js';
 import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
@@ -486,7 +486,7 @@ export class Hart {
               const size = 1 << (f3 & 3);
               const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
               let a: number;
-              if (T[e + TLB_TAG_READ] === (lo & -4096) && T[e + TLB_TAG_HI] === hi && (lo & (size - 1)) === 0) {
+              if (T[e + TLB_TAG_READ] === (lo & -4096) && T[e + TLB_TAG_READ + TLB_HI] === hi && (lo & (size - 1)) === 0) {
                 a = (T[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
               } else {
                 a = this.loadSlow(lo, hi, size, { file: 'x', reg: rd, signed: f3 < 4 }, len);
@@ -516,7 +516,7 @@ export class Hart {
               const size = 1 << f3;
               const x2 = xw + 2 * ((insn >>> 20) & 31);
               const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
-              if (T[e + TLB_TAG_WRITE] === (lo & -4096) && T[e + TLB_TAG_HI] === hi && (lo & (size - 1)) === 0) {
+              if (T[e + TLB_TAG_WRITE] === (lo & -4096) && T[e + TLB_TAG_WRITE + TLB_HI] === hi && (lo & (size - 1)) === 0) {
                 const a = (T[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
                 switch (f3) {
                   case 0: this.u8[a] = R[x2]!; break;
@@ -1099,7 +1099,7 @@ export class Hart {
   private fetchSlow(lo: number, hi: number): number {
     const T = this.i32;
     const e = this.tw + this.fetchCtx + (((lo >>> 12) & TLB_MASK) << 3);
-    if (T[e + TLB_TAG_EXEC] === (lo & -4096) && T[e + TLB_TAG_HI] === hi) {
+    if (T[e + TLB_TAG_EXEC] === (lo & -4096) && T[e + TLB_TAG_EXEC + TLB_HI] === hi) {
       const base = T[e + TLB_MADDR]! >>> 0;
       this.fetchTagLo = lo & -4096;
       this.fetchTagHi = hi;
@@ -1123,7 +1123,7 @@ export class Hart {
     // The soft TLB first (a walk each time made straddling instructions a large share of a boot's walks).
     const T = this.i32;
     const e = this.tw + this.fetchCtx + (((nlo >>> 12) & TLB_MASK) << 3);
-    if (T[e + TLB_TAG_EXEC] === nlo && T[e + TLB_TAG_HI] === nhi) return this.u16[(T[e + TLB_MADDR]! >>> 0) >>> 1]!;
+    if (T[e + TLB_TAG_EXEC] === nlo && T[e + TLB_TAG_EXEC + TLB_HI] === nhi) return this.u16[(T[e + TLB_MADDR]! >>> 0) >>> 1]!;
     const a = this.translate(nlo, nhi, ACC_EXEC, 2);
     if (a < 0) this.raise(CAUSE.FETCH_ACCESS, vaddr(nlo, nhi));
     // The cached fetch page stays the instruction's first page.
@@ -1177,7 +1177,8 @@ export class Hart {
   private cachedData(lo: number, hi: number, access: Access): number | null {
     const R = this.i32;
     const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
-    if (R[e + (access === ACC_WRITE ? TLB_TAG_WRITE : TLB_TAG_READ)] === (lo & -4096) && R[e + TLB_TAG_HI] === hi) {
+    const t = access === ACC_WRITE ? TLB_TAG_WRITE : TLB_TAG_READ;
+    if (R[e + t] === (lo & -4096) && R[e + t + TLB_HI] === hi) {
       if (access === ACC_WRITE) this.watchHit = -1;
       return (R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
     }
@@ -1389,7 +1390,7 @@ export class Hart {
       const fs = fw + 2 * ((insn >>> 20) & 31);
       const vlo = R[fs]!, vhi = R[fs + 1]!;
       const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
-      if (R[e + TLB_TAG_WRITE] === (lo & -4096) && R[e + TLB_TAG_HI] === hi && (lo & (size - 1)) === 0) {
+      if (R[e + TLB_TAG_WRITE] === (lo & -4096) && R[e + TLB_TAG_WRITE + TLB_HI] === hi && (lo & (size - 1)) === 0) {
         this.writeRaw((R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff), size, vlo, vhi);
       } else {
         this.storeSlow(lo, hi, size, vlo, vhi, len);
@@ -1399,7 +1400,7 @@ export class Hart {
     const fd = fw + 2 * rd;
     const e = this.tw + this.dataCtx + (((lo >>> 12) & TLB_MASK) << 3);
     let a: number;
-    if (R[e + TLB_TAG_READ] === (lo & -4096) && R[e + TLB_TAG_HI] === hi && (lo & (size - 1)) === 0) {
+    if (R[e + TLB_TAG_READ] === (lo & -4096) && R[e + TLB_TAG_READ + TLB_HI] === hi && (lo & (size - 1)) === 0) {
       a = (R[e + TLB_MADDR]! >>> 0) + (lo & 0xfff);
     } else {
       a = this.loadSlow(lo, hi, size, { file: 'f', reg: rd, signed: false }, len);
@@ -1932,22 +1933,27 @@ export class Hart {
       const e = this.tw + ctx + (((lo >>> 12) & TLB_MASK) << 3);
       const tag = lo & -4096;
       // Reading a page cached for another access type keeps its tags only if they describe this page.
-      if (T[e + TLB_TAG_HI] !== hi || T[e + TLB_MADDR] !== (frameAddr | 0) ||
-        (T[e + TLB_TAG_READ] !== tag && T[e + TLB_TAG_WRITE] !== tag && T[e + TLB_TAG_EXEC] !== tag)) {
+      if (T[e + TLB_MADDR] !== (frameAddr | 0) ||
+        !((T[e + TLB_TAG_READ] === tag && T[e + TLB_TAG_READ + TLB_HI] === hi) ||
+          (T[e + TLB_TAG_WRITE] === tag && T[e + TLB_TAG_WRITE + TLB_HI] === hi) ||
+          (T[e + TLB_TAG_EXEC] === tag && T[e + TLB_TAG_EXEC + TLB_HI] === hi))) {
         T[e + TLB_TAG_READ] = TLB_INVALID;
         T[e + TLB_TAG_WRITE] = TLB_INVALID;
         T[e + TLB_TAG_EXEC] = TLB_INVALID;
       }
-      T[e + TLB_TAG_HI] = hi;
       T[e + TLB_MADDR] = frameAddr | 0;
       T[e + TLB_GPPN] = Math.floor(gpa / PAGE_SIZE) | 0;
       if (access === ACC_EXEC) {
         T[e + TLB_TAG_EXEC] = tag;
+        T[e + TLB_TAG_EXEC + TLB_HI] = hi;
       } else if (access === ACC_READ) {
         T[e + TLB_TAG_READ] = tag;
+        T[e + TLB_TAG_READ + TLB_HI] = hi;
       } else if ((ent & (PM_WATCH | PM_CODE)) === 0 && (pteFlags & PTE_D)) {
         T[e + TLB_TAG_WRITE] = tag;
+        T[e + TLB_TAG_WRITE + TLB_HI] = hi;
         T[e + TLB_TAG_READ] = tag;
+        T[e + TLB_TAG_READ + TLB_HI] = hi;
       }
     }
     return ma;

@@ -71,6 +71,13 @@ export const SLOT = {
   REQ_ACK: 122,
   /** Low word: 1 while the hart is inside run(); outside it, a request needs no wait. */
   IN_RUN: 123,
+  /**
+   * Scratch of translated code, not architectural: the virtual address of the page
+   * of the region running (its helpers' pcs are offsets in it), and the budget a
+   * helper gives back when it makes the region leave early.
+   */
+  JIT_PAGE: 124,
+  JIT_REFUND: 125,
 } as const;
 
 /** Remote requests (SLOT.REQ_BITS): drop every soft-TLB entry; FENCE.I. */
@@ -83,19 +90,26 @@ export const PMP_ENTRIES = 16;
 
 /**
  * Soft TLB: direct-mapped tables, one per MMU context (QEMU's softmmu design).
- * An entry is 8 words: tags for read, write and execute (page-aligned low word of
- * the virtual address; a non-aligned value never matches), the high word of the
- * virtual address, the machine address of the page, its guest-physical page number.
+ * An entry is 8 words: tags for read, write and execute, each the page-aligned
+ * virtual address as two words (low, then high: TLB_HI), so translated code
+ * compares one i64; the machine address of the page; its guest-physical page
+ * number. Every valid tag describes the same page (they share the address).
  */
 export const TLB_ENTRIES = 2048;
 export const TLB_ENTRY_WORDS = 8;
 export const TLB_TAG_READ = 0;
-export const TLB_TAG_WRITE = 1;
-export const TLB_TAG_EXEC = 2;
-export const TLB_TAG_HI = 3;
-export const TLB_MADDR = 4;
-export const TLB_GPPN = 5;
-export const TLB_INVALID = 1;
+export const TLB_TAG_WRITE = 2;
+export const TLB_TAG_EXEC = 4;
+/** The high word of a tag, after its low word. */
+export const TLB_HI = 1;
+export const TLB_MADDR = 6;
+export const TLB_GPPN = 7;
+/**
+ * The low word of a tag that matches nothing. Translated code compares a tag with
+ * the address masked to its page and its misaligned low bits (at most 7): bit 11
+ * is never set there, so no access, aligned or not, hits an invalid entry.
+ */
+export const TLB_INVALID = 0x800;
 /**
  * MMU contexts. Context 0 is M (physical). The others come in banks of five
  * (data: U, S, S with SUM; fetch: U, S), one bank per address space (satp

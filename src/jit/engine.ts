@@ -13,11 +13,11 @@
  */
 import { INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_WATCHED, jumpWatchIndex, type Hart, type HartAccelerator } from '../cpu/hart.js';
 import type { Exit } from '../cpu/exit.js';
-import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI } from '../cpu/layout.js';
+import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_HI, TLB_MADDR, TLB_TAG_EXEC } from '../cpu/layout.js';
 import { rvcTable } from '../cpu/rvc.js';
 import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
-import { BLOCK_MAX, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, translateRegion } from './translate.js';
+import { CHECK_SPAN, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
 
 export type JitMode = 'off' | 'on' | 'eager';
@@ -144,13 +144,40 @@ export class Jit implements HartAccelerator {
       m: { mem: mem.memory, tab: this.table },
     });
     this.chain = chain.exports['f0'] as (left: number) => number;
+    const R = this.i32;
+    const pageW = this.blockW + 2 * SLOT.JIT_PAGE;
+    const refundW = this.blockW + 2 * SLOT.JIT_REFUND;
     this.imports = {
       m: { mem: mem.memory },
       h: {
-        ld: (lo: number, hi: number, op: number, pcLo: number, pcHi: number): number => hart.jitLoad(lo, hi, op, pcLo, pcHi),
-        st: (lo: number, hi: number, vlo: number, vhi: number, op: number, pcLo: number, pcHi: number): number =>
-          hart.jitStore(lo, hi, vlo, vhi, op, pcLo, pcHi),
-        step: (pcLo: number, pcHi: number, len: number, leftAt: number): number => this.step(pcLo, pcHi, len, leftAt),
+        ld: (lo: number, hi: number, m: number): number => {
+          const len = (m & META_LEN4) !== 0 ? 4 : 2;
+          const op = ((m >>> META_F3_SHIFT) & 7) | (((m >>> META_RD_SHIFT) & 31) << 3) | (len << 8);
+          const r = hart.jitLoad(lo, hi, op, R[pageW]! | (m & META_OFF_MASK), R[pageW + 1]!);
+          if (r !== 0) R[refundW] = m >>> META_REST_SHIFT;
+          return r;
+        },
+        st: (lo: number, hi: number, vlo: number, vhi: number, m: number): number => {
+          const len = (m & META_LEN4) !== 0 ? 4 : 2;
+          const pcLo = R[pageW]! | (m & META_OFF_MASK);
+          const pcHi = R[pageW + 1]!;
+          const r = hart.jitStore(lo, hi, vlo, vhi, ((m >>> META_F3_SHIFT) & 7) | (len << 8), pcLo, pcHi);
+          if (r === 0) return 0;
+          if (r === 1) {
+            // The store wrote translated code: it is done, the region leaves at the next instruction.
+            const s = (pcLo >>> 0) + len;
+            R[this.blockW + 2 * SLOT.PC] = s | 0;
+            R[this.blockW + 2 * SLOT.PC + 1] = (pcHi + (s > 0xffffffff ? 1 : 0)) | 0;
+          }
+          R[refundW] = m >>> META_REST_SHIFT;
+          return 1;
+        },
+        step: (m: number, left: number): number => {
+          const rest = m >>> META_REST_SHIFT;
+          const r = this.step(R[pageW]! | (m & META_OFF_MASK), R[pageW + 1]!, (m & META_LEN4) !== 0 ? 4 : 2, left + rest + 1);
+          if (r !== 0) R[refundW] = rest;
+          return r;
+        },
         fp: (insn: number): number => hart.jitFp(insn),
       },
     };
@@ -198,7 +225,7 @@ export class Jit implements HartAccelerator {
         this.credited = 0;
         // The chaining loop's first lookup, done here: cold code then costs no call into Wasm.
         let r = this.lookup(R[pcW]!, R[pcW + 1]!) >= 0 ? this.chain(chunk) : chunk;
-        if (r === chunk && chunk >= BLOCK_MAX) {
+        if (r === chunk && chunk >= CHECK_SPAN) {
           // Nothing ran: translate the entry if it is hot (or find it under another mapping).
           const region = this.find(R[pcW]!, R[pcW + 1]!);
           if (region !== null) r = region.fn(chunk);
@@ -222,7 +249,7 @@ export class Jit implements HartAccelerator {
         // A slice's last few instructions: rather than interpreting them, end the
         // slice early (a boundary never comes later than SLICE instructions).
         // Only the end of the caller's budget is reached exactly, by the interpreter.
-        if (chunk < BLOCK_MAX && budget - n > chunk) {
+        if (chunk < CHECK_SPAN && budget - n > chunk) {
           since = SLICE;
           continue;
         }
@@ -260,7 +287,7 @@ export class Jit implements HartAccelerator {
     }
     // What the fetch TLB maps the pc to (no entry: interpret, which fills it).
     const te = (R[this.blockW + 2 * SLOT.JIT_FETCH_TLB]! >>> 2) + ((pcLo >>> 12) & (TLB_ENTRIES - 1)) * 8;
-    if (R[te + TLB_TAG_EXEC] !== (pcLo & -4096) || R[te + TLB_TAG_HI] !== pcHi) {
+    if (R[te + TLB_TAG_EXEC] !== (pcLo & -4096) || R[te + TLB_TAG_EXEC + TLB_HI] !== pcHi) {
       if (!this.hart.jitFetchProbe(pcLo, pcHi)) return null;
     }
     const maddrPage = R[te + TLB_MADDR]! >>> 0;

@@ -4,30 +4,40 @@
  *
  * The contract with the dispatcher (engine.ts):
  * - The function takes the instruction budget left and returns what is left.
- *   Every basic block checks the budget on entry and takes its length from it,
- *   so a region never runs more instructions than it was given.
+ *   Every basic block takes its length from the budget on entry. The budget is
+ *   checked only where a run of blocks can start: at the region's entry and at
+ *   the targets of backward branches, each for the longest path to the next
+ *   check (at most CHECK_SPAN instructions), so a region never runs more
+ *   instructions than it was given. A region refusing to start returns the
+ *   budget unchanged.
  * - Guest integer registers live in i64 locals, loaded from the hart state block
  *   on entry and stored back on every way out.
  * - The region is keyed by its virtual pc and the machine page it was read from:
  *   on entry it checks that the hart's fetch TLB still maps that pc to that page
  *   (any other address space, privilege or remapping makes it return at once).
- * - Loads and stores use the soft TLB inline; a miss calls the hart's slow path,
- *   which may take a trap or leave an exit for the dispatcher (pc is then set).
- * - Instructions not translated here (CSRs, atomics, floating point, ...) are
- *   interpreted in place through the `step` helper, registers stored around it.
- * - On leaving, a region with a budget left looks its successor up in the
- *   lookup table and tail-calls it (chaining), without returning to JavaScript.
+ * - Loads and stores use the soft TLB inline; a miss calls a small helper of the
+ *   module that calls the hart's slow path, which may take a trap or leave an exit
+ *   for the dispatcher (pc is then set, and the helper wrote how much of the
+ *   block's budget to give back into SLOT.JIT_REFUND).
+ * - Instructions not translated here (CSRs, atomics, ...) are interpreted in
+ *   place through the `step` helper, registers stored around it.
+ * - Helpers learn the pc of the instruction from its page offset (in their
+ *   argument) and the region's page (SLOT.JIT_PAGE, written on entry).
+ * - On leaving, a region with a budget left returns it, and the chaining loop
+ *   looks the successor up and calls it, without returning to JavaScript.
  */
 import { MSTATUS } from '../cpu/csr-numbers.js';
-import { SLOT, TLB_ENTRIES, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_HI, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
+import { SLOT, TLB_ENTRIES, TLB_HI, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
 import { encodeModule, F64, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
 
 const MSTATUS_FS = MSTATUS.FS;
 
-/** Longest basic block (instructions); a budget this large always fits the next block. */
+/** Longest basic block (instructions). */
 export const BLOCK_MAX = 64;
 /** Most instructions one region translates. */
 export const REGION_MAX = 512;
+/** Longest run of instructions between two budget checks; a budget this large always lets a region start. */
+export const CHECK_SPAN = 128;
 
 /**
  * Lookup table: sets of two entries of four words (pc low, pc high, table slot,
@@ -43,16 +53,36 @@ export function lookupSet(pcLo: number): number {
   return (((pcLo >>> 1) ^ (pcLo >>> 13)) & (LOOKUP_SETS - 1)) * 8;
 }
 
-// Function types of the module: the region, then the helpers.
+/**
+ * What a helper call tells the hart's slow path about its instruction, in one
+ * i32: the page offset (its pc is SLOT.JIT_PAGE + offset), funct3, rd, whether
+ * it is 4 bytes long, and how many instructions of its block follow it (the
+ * budget to give back if it leaves the region).
+ */
+export const META_OFF_MASK = 0xfff;
+export const META_F3_SHIFT = 12;
+export const META_RD_SHIFT = 15;
+export const META_LEN4 = 1 << 20;
+export const META_REST_SHIFT = 21;
+function meta(off: number, f3: number, rd: number, len: number, rest: number): number {
+  return off | (f3 << META_F3_SHIFT) | (rd << META_RD_SHIFT) | (len === 4 ? META_LEN4 : 0) | (rest << META_REST_SHIFT);
+}
+
+// Function types of the module.
 const T_REGION = 0;
 const T_LOAD = 1;
 const T_STORE = 2;
 const T_STEP = 3;
 const T_FP = 4;
+const T_LDW = 5;
+const T_STW = 6;
+// Functions: the imported helpers, then the module's own wrappers, then the regions.
 const H_LOAD = 0;
 const H_STORE = 1;
 const H_STEP = 2;
 const H_FP = 3;
+const F_LDW = 4;
+const F_STW = 5;
 
 const TLB_BYTES_PER_ENTRY = 32;
 const TLB_MASK = TLB_ENTRIES - 1;
@@ -266,6 +296,8 @@ function writesOf(i: Insn): number {
 class Emitter {
   readonly f = new FunctionBody([I32]);
   readonly left = 0;
+  /** The hart state block's address, in a local: every slot access is then two bytes shorter. */
+  readonly base: number;
   readonly reg: number[] = [];
   readonly t0: number;
   readonly t1: number;
@@ -273,27 +305,30 @@ class Emitter {
   readonly t3: number;
   readonly a0: number;
   readonly a1: number;
+  /** The next pc, anywhere (exitFar) or as a page offset (exitOff). */
   readonly npc: number;
+  readonly noff: number;
+  readonly ret: number;
   readonly bb: number;
   readonly dctx: number;
-  readonly used: number[];
+  readonly usedMask: number;
   /** Registers the region writes natively. */
-  readonly dirty: number[];
+  readonly dirtyMask: number;
+  /** Leave, pc set: stop chaining. */
   exit!: Label;
-  exitPc!: Label;
+  /** Leave, pc set, giving back SLOT.JIT_REFUND instructions of the budget. */
+  exitR!: Label;
+  /** Continue at npc (chaining). */
+  exitFar!: Label;
+  /** Continue at the page offset noff (chaining). */
+  exitOff!: Label;
   top!: Label;
 
   constructor(readonly src: RegionSource, usedMask: number, writtenMask: number) {
     const f = this.f;
-    this.used = [];
-    this.dirty = [];
-    for (let r = 1; r < 32; r++) {
-      if (usedMask & (1 << r)) {
-        this.reg[r] = f.local(I64);
-        this.used.push(r);
-        if (writtenMask & (1 << r)) this.dirty.push(r);
-      }
-    }
+    this.usedMask = usedMask & ~1;
+    this.dirtyMask = writtenMask & this.usedMask;
+    for (let r = 1; r < 32; r++) if (this.usedMask & (1 << r)) this.reg[r] = f.local(I64);
     this.t0 = f.local(I64);
     this.t1 = f.local(I64);
     this.t2 = f.local(I64);
@@ -303,6 +338,9 @@ class Emitter {
     this.a1 = f.local(I32);
     this.bb = f.local(I32);
     this.dctx = f.local(I32);
+    this.base = f.local(I32);
+    this.noff = f.local(I32);
+    this.ret = f.local(I32);
   }
 
   private readonly fTemps: number[] = [];
@@ -345,8 +383,9 @@ class Emitter {
     else this.f.set(this.reg[r]!);
   }
 
+  /** Pushes the hart state block's address. */
   block(): void {
-    this.f.i32(this.src.blockAddr);
+    this.f.get(this.base);
   }
 
   /**
@@ -355,25 +394,25 @@ class Emitter {
    * interpreter ran an instruction that may write them.
    */
   storeRegs(): void {
-    this.storeSome(this.dirty);
+    this.storeSome(this.dirtyMask);
   }
 
-  /** Writes back those of `regs` the region writes. */
-  storeSome(regs: readonly number[]): void {
-    const done = new Set<number>();
-    for (const r of regs) {
-      if (r === 0 || done.has(r) || !this.dirty.includes(r)) continue;
-      done.add(r);
+  /** Writes back those of `mask` (bit i: x_i) the region writes. */
+  storeSome(mask: number): void {
+    const m = mask & this.dirtyMask;
+    for (let r = 1; r < 32; r++) {
+      if ((m & (1 << r)) === 0) continue;
       this.block();
       this.f.get(this.reg[r]!);
       this.f.mem(OP.i64_store, 3, 8 * (SLOT.X + r));
     }
   }
 
-  /** Reloads those of `regs` the region holds in locals. */
-  loadSome(regs: readonly number[]): void {
-    for (const r of regs) {
-      if (r === 0 || this.reg[r] === undefined) continue;
+  /** Reloads those of `mask` the region holds in locals. */
+  loadSome(mask: number): void {
+    const m = mask & this.usedMask;
+    for (let r = 1; r < 32; r++) {
+      if ((m & (1 << r)) === 0) continue;
       this.block();
       this.f.mem(OP.i64_load, 3, 8 * (SLOT.X + r));
       this.f.set(this.reg[r]!);
@@ -381,11 +420,7 @@ class Emitter {
   }
 
   loadRegs(): void {
-    for (const r of this.used) {
-      this.block();
-      this.f.mem(OP.i64_load, 3, 8 * (SLOT.X + r));
-      this.f.set(this.reg[r]!);
-    }
+    this.loadSome(this.usedMask);
     this.block();
     this.f.mem(OP.i32_load, 2, 8 * SLOT.JIT_DATA_TLB);
     this.f.set(this.dctx);
@@ -397,10 +432,26 @@ class Emitter {
     this.f.i64(s | 0, (this.src.pcHi + (s > 0xffffffff ? 1 : 0)) | 0);
   }
 
+  /** Pushes the page's virtual address plus a signed 32-bit `delta`, as i64 (targets on other pages). */
+  pcPlus(delta: number): void {
+    const s = ((this.src.pcLo & -4096) >>> 0) + delta;
+    this.f.i64(s | 0, (this.src.pcHi + Math.floor(s / 0x100000000)) | 0);
+  }
+
   /** left += n (a block's budget given back when it stops early). */
   refund(n: number): void {
     if (n === 0) return;
     this.f.get(this.left).i32(n).op(OP.i32_add).set(this.left);
+  }
+
+  /** Leaves for page offset `off`, chaining. */
+  exitAt(off: number): void {
+    if (off < 4096) {
+      this.f.i32(off).set(this.noff).br(this.exitOff);
+    } else {
+      this.pc(off);
+      this.f.set(this.npc).br(this.exitFar);
+    }
   }
 }
 
@@ -442,10 +493,54 @@ export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
   f.get(r).set(left).br(top);
   f.end();
   f.op(OP.unreachable);
-  return encodeModule({ types: [{ params: [I32], results: [I32] }], importFuncs: [], funcType: T_REGION, bodies: [f], importTable: true });
+  return encodeModule({ types: [{ params: [I32], results: [I32] }], importFuncs: [], funcs: [{ type: T_REGION, body: f, export: 'f0' }], importTable: true });
 }
 
-/** Compiles the region entered at src.pcLo/pcHi into a module, or null if it holds nothing to translate. */
+/** Where a block goes when it ends: its in-region successors (indices). */
+function successors(b: Block, index: Map<number, number>): number[] {
+  const out: number[] = [];
+  const last = b.insns[b.insns.length - 1]!;
+  if (last.kind === Kind.Native) {
+    const op = last.insn & 0x7f;
+    if (op === 0x6f || op === 0x63) {
+      const t = last.off + (op === 0x6f ? jalImm(last.insn) : branchImm(last.insn));
+      const j = index.get(t);
+      if (j !== undefined) out.push(j);
+    }
+  }
+  if (b.next >= 0) {
+    const j = index.get(b.next);
+    if (j !== undefined) out.push(j);
+  }
+  return out;
+}
+
+/**
+ * Which blocks check the budget, and for how many instructions: the targets of
+ * backward edges (every loop passes one), and more wherever the longest path
+ * between checks would exceed CHECK_SPAN. span[i] is the longest run of
+ * instructions from block i's entry to the next check or exit.
+ */
+function budgetChecks(blocks: readonly Block[], index: Map<number, number>): { checked: Uint8Array; span: Int32Array } {
+  const n = blocks.length;
+  const checked = new Uint8Array(n);
+  const succ = blocks.map((b) => successors(b, index));
+  succ.forEach((ss, i) => { for (const j of ss) if (j <= i) checked[j] = 1; });
+  const span = new Int32Array(n);
+  for (let i = n - 1; i >= 0; i--) {
+    const len = blocks[i]!.insns.length;
+    let most = 0;
+    for (const j of succ[i]!) if (j > i && checked[j] === 0) most = Math.max(most, span[j]!);
+    if (len + most > CHECK_SPAN) {
+      for (const j of succ[i]!) if (j > i) checked[j] = 1;
+      most = 0;
+    }
+    span[i] = len + most;
+  }
+  return { checked, span };
+}
+
+/** Compiles the region entered at src.pcLo/pcHi into a function body, or null if it holds nothing to translate. */
 export function translateRegion(src: RegionSource): Translation | null {
   const start = src.pcLo & 0xfff;
   const blocks = discover(src, start);
@@ -456,83 +551,109 @@ export function translateRegion(src: RegionSource): Translation | null {
   let count = 0;
   let written = 0;
   for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); written |= writesOf(i); count++; }
-  used &= ~1;
+  const { checked, span } = budgetChecks(blocks, index);
+  const entry = index.get(start)!;
 
   const e = new Emitter(src, used, written);
   const f = e.f;
+  f.i32(src.blockAddr).set(e.base);
 
-  // ---- entry: is this page still what the fetch TLB maps the pc to?
+  // ---- entry: is this page still what the fetch TLB maps the pc to? Is the budget enough to start?
   e.block();
   f.mem(OP.i32_load, 2, 8 * SLOT.JIT_FETCH_TLB);
   f.i32(((src.pcLo >>> 12) & TLB_MASK) * TLB_BYTES_PER_ENTRY).op(OP.i32_add).tee(e.a0);
-  f.mem(OP.i32_load, 2, 4 * TLB_TAG_EXEC).i32(src.pcLo & -4096).op(OP.i32_ne);
-  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_TAG_HI).i32(src.pcHi).op(OP.i32_ne).op(OP.i32_or);
+  f.mem(OP.i64_load, 3, 4 * TLB_TAG_EXEC).i64(src.pcLo & -4096, src.pcHi).op(OP.i64_ne);
   f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).i32(src.maddrPage | 0).op(OP.i32_ne).op(OP.i32_or);
+  f.get(e.left).i32(span[entry]!).op(OP.i32_lt_s).op(OP.i32_or);
   f.if_();
   f.get(e.left).op(OP.return);
   f.end();
+  e.block();
+  e.pc(0);
+  f.mem(OP.i64_store, 3, 8 * SLOT.JIT_PAGE);
   e.loadRegs();
-  f.i32(index.get(start)!).set(e.bb);
+  f.i32(entry).set(e.bb);
 
+  const common = f.block();
   e.exit = f.block();
-  e.exitPc = f.block();
+  e.exitR = f.block();
+  e.exitFar = f.block();
+  e.exitOff = f.block();
   e.top = f.loop();
   const labels: Label[] = [];
   for (let i = blocks.length - 1; i >= 0; i--) labels[i] = f.block();
   f.get(e.bb).brTable(labels, labels[0]!);
   for (let i = 0; i < blocks.length; i++) {
     f.end();
-    emitBlock(e, blocks[i]!, i, index);
+    emitBlock(e, blocks[i]!, i, index, checked[i] !== 0 ? span[i]! : 0);
   }
   f.end(); // loop
-  f.end(); // exitPc: store pc; the chaining loop goes on with the successor
-  e.storeRegs();
+  f.end(); // exitOff: npc = the page's address + noff
+  e.pc(0);
+  f.get(e.noff).op(OP.i64_extend_i32_u).op(OP.i64_or).set(e.npc);
+  f.end(); // exitFar: store pc; the chaining loop goes on with the successor
   e.block();
   f.get(e.npc).mem(OP.i64_store, 3, 8 * SLOT.PC);
-  f.get(e.left).op(OP.return);
+  f.get(e.left).set(e.ret).br(common);
+  f.end(); // exitR: a helper left the region with part of the block's budget to give back
+  f.get(e.left);
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.JIT_REFUND).op(OP.i32_add).set(e.left);
   f.end(); // exit: pc already set; stop chaining (~left)
+  f.i32(-1).get(e.left).op(OP.i32_sub).set(e.ret);
+  f.end(); // common
   e.storeRegs();
-  f.i32(-1).get(e.left).op(OP.i32_sub);
+  f.get(e.ret);
 
   return { body: f, instructions: count, blocks: blocks.length };
 }
+
+const LDW = ((): FunctionBody => {
+  const f = new FunctionBody([I64, I32], 32);
+  f.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(1).call(H_LOAD);
+  return f;
+})();
+const STW = ((): FunctionBody => {
+  const f = new FunctionBody([I64, I64, I32], 32);
+  f.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+  f.get(1).op(OP.i32_wrap_i64).get(1).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(2).call(H_STORE);
+  return f;
+})();
 
 /** One module holding translated regions (exports f0, f1, ... in order). */
 export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
   return encodeModule({
     types: [
       { params: [I32], results: [I32] },
+      { params: [I32, I32, I32], results: [I32] },
       { params: [I32, I32, I32, I32, I32], results: [I32] },
-      { params: [I32, I32, I32, I32, I32, I32, I32], results: [I32] },
-      { params: [I32, I32, I32, I32], results: [I32] },
+      { params: [I32, I32], results: [I32] },
       { params: [I32], results: [I32] },
+      { params: [I64, I32], results: [I32] },
+      { params: [I64, I64, I32], results: [I32] },
     ],
     importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }, { name: 'fp', type: T_FP }],
-    funcType: T_REGION,
-    bodies,
+    funcs: [{ type: T_LDW, body: LDW }, { type: T_STW, body: STW }, ...bodies.map((body, i) => ({ type: T_REGION, body, export: `f${i}` }))],
   });
 }
 
 /** Continues at page offset `off`: another block of the region, or out through the lookup table. */
 function goTo(e: Emitter, off: number, index: Map<number, number>): void {
   const j = index.get(off);
-  if (j !== undefined) {
-    e.f.i32(j).set(e.bb).br(e.top);
-  } else {
-    e.pc(off);
-    e.f.set(e.npc).br(e.exitPc);
-  }
+  if (j !== undefined) e.f.i32(j).set(e.bb).br(e.top);
+  else e.exitAt(off);
 }
 
-function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>): void {
+function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, check: number): void {
   const f = e.f;
   const len = b.insns.length;
-  // Budget: a block runs whole or not at all.
-  f.get(e.left).i32(len).op(OP.i32_lt_s);
-  f.if_();
-  e.pc(b.start);
-  f.set(e.npc).br(e.exitPc);
-  f.end();
+  // Budget: a run of blocks starts only if all of it fits (budgetChecks).
+  if (check > 0) {
+    f.get(e.left).i32(check).op(OP.i32_lt_s);
+    f.if_();
+    e.exitAt(b.start);
+    f.end();
+  }
   f.get(e.left).i32(len).op(OP.i32_sub).set(e.left);
   for (let k = 0; k < len; k++) {
     const ins = b.insns[k]!;
@@ -542,13 +663,13 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
         // ECALL and CSR accesses may read any register, and the region ends here:
         // everything is stored first, and nothing after (the interpreter set the pc).
         e.storeRegs();
-        emitStepCall(e, ins, len - k);
+        emitStepCall(e, ins, rest);
         f.op(OP.drop);
         e.refund(rest);
         f.i32(-1).get(e.left).op(OP.i32_sub).op(OP.return);
         return;
       case Kind.Step:
-        emitStep(e, ins, len - k, rest);
+        emitStep(e, ins, rest);
         break;
       case Kind.Fp: {
         // The helper fails (FP off, a reserved rounding mode) without side effects:
@@ -562,18 +683,18 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
           emitFpFast(e, fast);
           f.op(OP.i32_eqz).if_();
         }
-        if (readsX) e.storeSome([rs1]);
-        if (writesX) e.storeSome([rd]);
+        if (readsX) e.storeSome(1 << rs1);
+        if (writesX) e.storeSome(1 << rd);
         f.i32(ins.insn).call(H_FP);
         f.if_();
-        emitStep(e, ins, len - k, rest);
+        emitStep(e, ins, rest);
         f.end();
-        if (writesX) e.loadSome([rd]);
+        if (writesX) e.loadSome(1 << rd);
         if (fast) f.end();
         break;
       }
       case Kind.FpMem:
-        emitFpMem(e, ins, len - k, rest);
+        emitFpMem(e, ins, rest);
         break;
       case Kind.Native:
         if (emitNative(e, ins, rest, index)) return;
@@ -595,23 +716,21 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>):
  * writes x[rd] at most (for FP and AMO instructions rd may name an f register:
  * storing and reloading x[rd] is then a no-op).
  */
-function emitStep(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
+function emitStep(e: Emitter, ins: Insn, rest: number): void {
   const f = e.f;
-  e.storeSome([(ins.insn >>> 15) & 31, (ins.insn >>> 20) & 31, (ins.insn >>> 7) & 31]);
-  emitStepCall(e, ins, leftAt);
+  const rd = (ins.insn >>> 7) & 31;
+  e.storeSome((1 << ((ins.insn >>> 15) & 31)) | (1 << ((ins.insn >>> 20) & 31)) | (1 << rd));
+  emitStepCall(e, ins, rest);
   f.set(e.a0);
-  e.loadSome([(ins.insn >>> 7) & 31]);
-  f.get(e.a0).if_();
-  e.refund(rest);
-  f.br(e.exit);
-  f.end();
+  e.loadSome(1 << rd);
+  f.get(e.a0).brIf(e.exitR);
 }
 
 /**
  * FLW/FLD/FSW/FSD with the FPU on and a soft-TLB hit, inline; anything else
  * (FP off, a miss, misalignment, MMIO) is interpreted in place.
  */
-function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
+function emitFpMem(e: Emitter, ins: Insn, rest: number): void {
   const f = e.f;
   const insn = ins.insn;
   const store = (insn & 0x7f) === 0x27;
@@ -625,7 +744,7 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
   e.fsOn();
   f.op(OP.i32_and);
   f.if_();
-  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+  emitHostAddress(e);
   if (store) {
     e.block();
     if (size === 8) f.mem(OP.i64_load, 3, fslot).mem(OP.i64_store, 3, 0);
@@ -640,7 +759,7 @@ function emitFpMem(e: Emitter, ins: Insn, leftAt: number, rest: number): void {
     e.markFsDirty();
   }
   f.else_();
-  emitStep(e, ins, leftAt, rest);
+  emitStep(e, ins, rest);
   f.end();
 }
 
@@ -868,11 +987,8 @@ function emitFpFast(e: Emitter, op: FpFast): void {
 }
 
 /** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */
-function emitStepCall(e: Emitter, ins: Insn, leftAt: number): void {
-  const f = e.f;
-  f.i32((e.src.pcLo & -4096) | ins.off).i32(e.src.pcHi).i32(ins.len);
-  f.get(e.left).i32(leftAt).op(OP.i32_add);
-  f.call(H_STEP);
+function emitStepCall(e: Emitter, ins: Insn, rest: number): void {
+  e.f.i32(meta(ins.off, 0, 0, ins.len, rest)).get(e.left).call(H_STEP);
 }
 
 /** Emits one translated instruction; true when it ended the block (a jump or branch). */
@@ -885,7 +1001,6 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
   const f3 = (insn >>> 12) & 7;
   const f7 = insn >>> 25;
   const immI = insn >> 20;
-  const pcLo = (e.src.pcLo & -4096) | ins.off;
   const i64imm = (v: number): void => { f.i64(v, v >> 31); };
   switch (insn & 0x7f) {
     case 0x37: // LUI
@@ -900,13 +1015,12 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       return false;
     }
     case 0x6f: { // JAL
-      if (rd !== 0) { e.pc(ins.off); f.i64(ins.len, 0).op(OP.i64_add); e.setX(rd); }
+      if (rd !== 0) { e.pc(ins.off + ins.len); e.setX(rd); }
       const t = ins.off + jalImm(insn);
       if (t >= 0 && t < 4096) goTo(e, t, index);
       else {
-        e.pc(ins.off);
-        i64imm(jalImm(insn));
-        f.op(OP.i64_add).set(e.npc).br(e.exitPc);
+        e.pcPlus(t);
+        f.set(e.npc).br(e.exitFar);
       }
       return true;
     }
@@ -914,8 +1028,8 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       e.x(rs1);
       i64imm(immI);
       f.op(OP.i64_add).i64(-2, -1).op(OP.i64_and).set(e.npc);
-      if (rd !== 0) { e.pc(ins.off); f.i64(ins.len, 0).op(OP.i64_add); e.setX(rd); }
-      f.br(e.exitPc);
+      if (rd !== 0) { e.pc(ins.off + ins.len); e.setX(rd); }
+      f.br(e.exitFar);
       return true;
     }
     case 0x63: { // BRANCH
@@ -926,9 +1040,8 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       const t = ins.off + branchImm(insn);
       if (t >= 0 && t < 4096) goTo(e, t, index);
       else {
-        e.pc(ins.off);
-        i64imm(branchImm(insn));
-        f.op(OP.i64_add).set(e.npc).br(e.exitPc);
+        e.pcPlus(t);
+        f.set(e.npc).br(e.exitFar);
       }
       f.end();
       // Not taken: the caller continues with the fall-through.
@@ -940,21 +1053,17 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       emitAddress(e, rs1, immI);
       const size = 1 << (f3 & 3);
       emitTlbHit(e, TLB_TAG_READ, size);
-      f.if_();
-      f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+      f.if_(I64);
+      emitHostAddress(e);
       const lop = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u][f3]!;
-      f.mem(lop, f3 & 3, 0).set(e.t1);
+      f.mem(lop, f3 & 3, 0);
       f.else_();
-      f.get(e.a1).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-      f.i32(f3 | (rd << 3) | (ins.len << 8)).i32(pcLo).i32(e.src.pcHi).call(H_LOAD);
-      f.if_();
-      e.refund(rest);
-      f.br(e.exit);
-      f.end();
+      // The slow path: a trap or an exit leaves the region; the value is in the scratch slot.
+      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).call(F_LDW).brIf(e.exitR);
       e.block();
-      f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH).set(e.t1);
+      f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH);
       f.end();
-      if (rd !== 0) { f.get(e.t1); e.setX(rd); }
+      e.setX(rd);
       return false;
     }
     case 0x23: { // STORE
@@ -963,23 +1072,14 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       const size = 1 << f3;
       emitTlbHit(e, TLB_TAG_WRITE, size);
       f.if_();
-      f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
+      emitHostAddress(e);
       e.x(rs2);
       f.mem([OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store][f3]!, f3, 0);
       f.else_();
-      f.get(e.a1).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-      e.x(rs2); f.op(OP.i32_wrap_i64);
-      e.x(rs2); f.i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-      f.i32(f3 | (ins.len << 8)).i32(pcLo).i32(e.src.pcHi).call(H_STORE);
-      f.tee(e.a0).if_();
-      e.refund(rest);
-      // 1: the store wrote translated code: leave at the next instruction.
-      f.get(e.a0).i32(1).op(OP.i32_eq).if_();
-      e.pc(ins.off + ins.len);
-      f.set(e.npc).br(e.exitPc);
-      f.end();
-      f.br(e.exit);
-      f.end();
+      // The slow path: a trap, an exit or a write to translated code leaves the region.
+      f.get(e.t0);
+      e.x(rs2);
+      f.i32(meta(ins.off, f3, 0, ins.len, rest)).call(F_STW).brIf(e.exitR);
       f.end();
       return false;
     }
@@ -1060,7 +1160,8 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
 /** t0 = x[rs1] + imm; a1 = its low word. */
 function emitAddress(e: Emitter, rs1: number, imm: number): void {
   e.x(rs1);
-  e.f.i64(imm, imm >> 31).op(OP.i64_add).tee(e.t0).op(OP.i32_wrap_i64).set(e.a1);
+  if (imm !== 0) e.f.i64(imm, imm >> 31).op(OP.i64_add);
+  e.f.tee(e.t0).op(OP.i32_wrap_i64).set(e.a1);
 }
 
 /**
@@ -1070,10 +1171,14 @@ function emitAddress(e: Emitter, rs1: number, imm: number): void {
  */
 function emitTlbHit(e: Emitter, tag: number, size: number): void {
   const f = e.f;
-  f.get(e.dctx).get(e.a1).i32(12).op(OP.i32_shr_u).i32(TLB_MASK).op(OP.i32_and).i32(5).op(OP.i32_shl).op(OP.i32_add).tee(e.a0);
-  f.mem(OP.i32_load, 2, 4 * tag).get(e.a1).i32(-4096 | (size - 1)).op(OP.i32_and).op(OP.i32_eq);
-  f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_TAG_HI).get(e.t0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).op(OP.i32_eq);
-  f.op(OP.i32_and);
+  // The entry's byte offset, ((a1 >>> 12) & TLB_MASK) * 32, in two operations.
+  f.get(e.a1).i32(7).op(OP.i32_shr_u).i32(TLB_MASK << 5).op(OP.i32_and).get(e.dctx).op(OP.i32_add).tee(e.a0);
+  f.mem(OP.i64_load, 3, 4 * tag).get(e.t0).i64(-4096 | (size - 1), -1).op(OP.i64_and).op(OP.i64_eq);
+}
+
+/** Pushes the machine address of a1 in the page of TLB entry a0. */
+function emitHostAddress(e: Emitter): void {
+  e.f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).get(e.a1).i32(0xfff).op(OP.i32_and).op(OP.i32_add);
 }
 
 /** M extension, 64-bit (unprivileged spec 13.1-13.2): pushes the result. */

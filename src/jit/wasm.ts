@@ -1,8 +1,12 @@
 /**
- * A small WebAssembly binary writer: just what the translator emits (one
- * function per module, i32/i64 arithmetic, memory access, structured control
- * flow, calls to imported helpers and tail calls through a shared table).
+ * A small WebAssembly binary writer: just what the translator emits (i32/i64
+ * and f32/f64 arithmetic, memory access, structured control flow, calls to
+ * imported and internal helpers, indirect calls through a shared table).
  * Encodings from the WebAssembly core specification, section 5 (binary format).
+ *
+ * Bytes go into growable typed arrays, not JavaScript arrays: a boot translates
+ * millions of bytes, and arrays of numbers made a fifth of the translator's
+ * time garbage collection.
  */
 
 export const I32 = 0x7f;
@@ -47,57 +51,108 @@ export const OP = {
 /** Block type "no result" (core spec 5.4.1). */
 const BLOCK_VOID = 0x40;
 
-function uleb(out: number[], v: number): void {
-  do {
-    let b = v & 0x7f;
-    v = Math.floor(v / 128);
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
-}
+/** A growable byte buffer with the LEB128 encodings of the binary format (core spec 5.2.2). */
+export class ByteWriter {
+  buf: Uint8Array;
+  len = 0;
 
-function sleb32(out: number[], v: number): void {
-  v |= 0;
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return;
-    }
-    out.push(b | 0x80);
+  constructor(capacity = 1024) {
+    this.buf = new Uint8Array(capacity);
   }
-}
 
-/** Signed LEB128 of the 64-bit value hi:lo (two's complement), without BigInt. */
-function sleb64(out: number[], lo: number, hi: number): void {
-  lo >>>= 0;
-  hi |= 0;
-  for (;;) {
-    const b = lo & 0x7f;
-    // Arithmetic shift right by 7 of the 64-bit pair.
-    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-    hi >>= 7;
-    const signBit = b & 0x40;
-    if ((hi === 0 && lo === 0 && signBit === 0) || (hi === -1 && lo === 0xffffffff && signBit !== 0)) {
-      out.push(b);
-      return;
+  protected grow(need: number): void {
+    let cap = this.buf.length * 2;
+    while (cap < this.len + need) cap *= 2;
+    const b = new Uint8Array(cap);
+    b.set(this.buf.subarray(0, this.len));
+    this.buf = b;
+  }
+
+  byte(b: number): void {
+    if (this.len >= this.buf.length) this.grow(1);
+    this.buf[this.len++] = b;
+  }
+
+  bytes(src: Uint8Array): void {
+    if (this.len + src.length > this.buf.length) this.grow(src.length);
+    this.buf.set(src, this.len);
+    this.len += src.length;
+  }
+
+  uleb(v: number): void {
+    if (this.len + 5 > this.buf.length) this.grow(5);
+    const b = this.buf;
+    do {
+      let x = v & 0x7f;
+      v = Math.floor(v / 128);
+      if (v !== 0) x |= 0x80;
+      b[this.len++] = x;
+    } while (v !== 0);
+  }
+
+  sleb32(v: number): void {
+    if (this.len + 5 > this.buf.length) this.grow(5);
+    const b = this.buf;
+    v |= 0;
+    for (;;) {
+      const x = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (x & 0x40) === 0) || (v === -1 && (x & 0x40) !== 0)) {
+        b[this.len++] = x;
+        return;
+      }
+      b[this.len++] = x | 0x80;
     }
-    out.push(b | 0x80);
+  }
+
+  /** Signed LEB128 of the 64-bit value hi:lo (two's complement), without BigInt. */
+  sleb64(lo: number, hi: number): void {
+    if (this.len + 10 > this.buf.length) this.grow(10);
+    const b = this.buf;
+    lo >>>= 0;
+    hi |= 0;
+    for (;;) {
+      const x = lo & 0x7f;
+      // Arithmetic shift right by 7 of the 64-bit pair.
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>= 7;
+      const signBit = x & 0x40;
+      if ((hi === 0 && lo === 0 && signBit === 0) || (hi === -1 && lo === 0xffffffff && signBit !== 0)) {
+        b[this.len++] = x;
+        return;
+      }
+      b[this.len++] = x | 0x80;
+    }
+  }
+
+  name(s: string): void {
+    this.uleb(s.length);
+    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
+  }
+
+  /** The bytes written so far (a view). */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
   }
 }
 
 /** A label of structured control flow; `br` targets it by identity, the depth is computed. */
-export interface Label { readonly id: number }
+export type Label = number;
+
+const F64_SCRATCH = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64_SCRATCH.buffer);
 
 /** The body of one function. */
-export class FunctionBody {
-  readonly code: number[] = [];
-  private readonly labels: Label[] = [];
+export class FunctionBody extends ByteWriter {
+  /** Open labels, innermost last. */
+  private labels = new Int32Array(64);
+  private depthNow = 0;
   private nextLabel = 0;
   private readonly localTypes: ValType[] = [];
 
-  constructor(readonly params: readonly ValType[]) {}
+  constructor(readonly params: readonly ValType[], capacity = 2048) {
+    super(capacity);
+  }
 
   /** A new local of type t; returns its index. */
   local(t: ValType): number {
@@ -106,150 +161,169 @@ export class FunctionBody {
   }
 
   op(o: number): this {
-    this.code.push(o);
+    this.byte(o);
     return this;
   }
 
   f64(v: number): this {
-    this.code.push(OP.f64_const);
-    const b = new Uint8Array(new Float64Array([v]).buffer);
-    for (const x of b) this.code.push(x);
+    this.byte(OP.f64_const);
+    F64_SCRATCH[0] = v;
+    this.bytes(F64_BYTES);
     return this;
   }
 
   i32(v: number): this {
-    this.code.push(OP.i32_const);
-    sleb32(this.code, v);
+    this.byte(OP.i32_const);
+    this.sleb32(v);
     return this;
   }
 
   i64(lo: number, hi: number): this {
-    this.code.push(OP.i64_const);
-    sleb64(this.code, lo, hi);
+    this.byte(OP.i64_const);
+    this.sleb64(lo, hi);
     return this;
   }
 
   get(l: number): this {
-    this.code.push(OP.local_get);
-    uleb(this.code, l);
+    this.byte(OP.local_get);
+    this.uleb(l);
     return this;
   }
 
   set(l: number): this {
-    this.code.push(OP.local_set);
-    uleb(this.code, l);
+    this.byte(OP.local_set);
+    this.uleb(l);
     return this;
   }
 
   tee(l: number): this {
-    this.code.push(OP.local_tee);
-    uleb(this.code, l);
+    this.byte(OP.local_tee);
+    this.uleb(l);
     return this;
   }
 
   /** A memory access with natural alignment log2 `align` and a constant offset. */
   mem(o: number, align: number, offset = 0): this {
-    this.code.push(o);
-    uleb(this.code, align);
-    uleb(this.code, offset);
+    this.byte(o);
+    this.uleb(align);
+    this.uleb(offset);
     return this;
   }
 
   call(fn: number): this {
-    this.code.push(OP.call);
-    uleb(this.code, fn);
+    this.byte(OP.call);
+    this.uleb(fn);
     return this;
   }
 
   callIndirect(type: number, table = 0): this {
-    this.code.push(OP.call_indirect);
-    uleb(this.code, type);
-    uleb(this.code, table);
+    this.byte(OP.call_indirect);
+    this.uleb(type);
+    this.uleb(table);
     return this;
   }
 
   block(): Label {
-    this.code.push(OP.block, BLOCK_VOID);
+    this.byte(OP.block);
+    this.byte(BLOCK_VOID);
     return this.push();
   }
 
   loop(): Label {
-    this.code.push(OP.loop, BLOCK_VOID);
+    this.byte(OP.loop);
+    this.byte(BLOCK_VOID);
     return this.push();
   }
 
-  /** `if` without result; close with end(). */
-  if_(): Label {
-    this.code.push(OP.if, BLOCK_VOID);
+  /** `if` without result (or with one value of type `t`); close with end(). */
+  if_(t?: ValType): Label {
+    this.byte(OP.if);
+    this.byte(t ?? BLOCK_VOID);
     return this.push();
   }
 
   else_(): this {
-    this.code.push(OP.else);
+    this.byte(OP.else);
     return this;
   }
 
   end(): this {
-    this.labels.pop();
-    this.code.push(OP.end);
+    if (this.depthNow === 0) throw new Error('end without an open block');
+    this.depthNow--;
+    this.byte(OP.end);
     return this;
   }
 
   private push(): Label {
-    const l = { id: this.nextLabel++ };
-    this.labels.push(l);
-    return l;
+    if (this.depthNow >= this.labels.length) {
+      const l = new Int32Array(this.labels.length * 2);
+      l.set(this.labels);
+      this.labels = l;
+    }
+    const id = this.nextLabel++;
+    this.labels[this.depthNow++] = id;
+    return id;
   }
 
   private depth(l: Label): number {
-    const i = this.labels.lastIndexOf(l);
-    if (i < 0) throw new Error('branch to a label that is not open');
-    return this.labels.length - 1 - i;
+    for (let i = this.depthNow - 1; i >= 0; i--) if (this.labels[i] === l) return this.depthNow - 1 - i;
+    throw new Error('branch to a label that is not open');
   }
 
   br(l: Label): this {
-    this.code.push(OP.br);
-    uleb(this.code, this.depth(l));
+    this.byte(OP.br);
+    this.uleb(this.depth(l));
+    return this;
+  }
+
+  brIf(l: Label): this {
+    this.byte(OP.br_if);
+    this.uleb(this.depth(l));
     return this;
   }
 
   brTable(targets: readonly Label[], dflt: Label): this {
-    this.code.push(OP.br_table);
-    uleb(this.code, targets.length);
-    for (const t of targets) uleb(this.code, this.depth(t));
-    uleb(this.code, this.depth(dflt));
+    this.byte(OP.br_table);
+    this.uleb(targets.length);
+    for (const t of targets) this.uleb(this.depth(t));
+    this.uleb(this.depth(dflt));
     return this;
   }
 
-  /** The locals declaration that precedes the body in the code entry. */
-  encodeLocals(): number[] {
-    if (this.labels.length !== 0) throw new Error('unclosed blocks');
-    const out: number[] = [];
+  /** Writes the locals declaration that precedes the body in the code entry. */
+  encodeLocals(out: ByteWriter): void {
+    if (this.depthNow !== 0) throw new Error('unclosed blocks');
     // Locals, run-length grouped by type.
-    const groups: [number, ValType][] = [];
-    for (const t of this.localTypes) {
-      const last = groups[groups.length - 1];
-      if (last && last[1] === t) last[0]++;
-      else groups.push([1, t]);
+    let groups = 0;
+    for (let i = 0; i < this.localTypes.length; i++) if (i === 0 || this.localTypes[i] !== this.localTypes[i - 1]) groups++;
+    out.uleb(groups);
+    let i = 0;
+    while (i < this.localTypes.length) {
+      const t = this.localTypes[i]!;
+      let n = 1;
+      while (i + n < this.localTypes.length && this.localTypes[i + n] === t) n++;
+      out.uleb(n);
+      out.byte(t);
+      i += n;
     }
-    uleb(out, groups.length);
-    for (const [n, t] of groups) {
-      uleb(out, n);
-      out.push(t);
-    }
-    return out;
   }
 }
 
 export interface FuncType { readonly params: readonly ValType[]; readonly results: readonly ValType[] }
 
+export interface ModuleFunction {
+  readonly type: number;
+  readonly body: FunctionBody;
+  /** Exported under this name (else internal). */
+  readonly export?: string;
+}
+
 export interface ModuleSpec {
   readonly types: readonly FuncType[];
   /** Imported functions "h"."<name>" with their type index, in function-index order. */
   readonly importFuncs: readonly { readonly name: string; readonly type: number }[];
-  /** Functions defined by the module (indices from importFuncs.length), exported as "f0", "f1", ... */
-  readonly funcType: number;
-  readonly bodies: readonly FunctionBody[];
+  /** Functions defined by the module, indexed from importFuncs.length on. */
+  readonly funcs: readonly ModuleFunction[];
   /**
    * Import "m"."tab" too. V8 keeps a dispatch table per instance that imports a table
    * and updates them all on every Table.set/grow, so only one module should.
@@ -257,100 +331,106 @@ export interface ModuleSpec {
   readonly importTable?: boolean;
 }
 
-function section(out: number[], id: number, content: number[]): void {
-  out.push(id);
-  uleb(out, content.length);
-  for (const b of content) out.push(b);
-}
+/** The writer modules are built in (one thread builds one module at a time). */
+const moduleOut = new ByteWriter(1 << 16);
+const sectionOut = new ByteWriter(1 << 12);
 
-function name(out: number[], s: string): void {
-  uleb(out, s.length);
-  for (let i = 0; i < s.length; i++) out.push(s.charCodeAt(i));
+function section(out: ByteWriter, id: number, content: ByteWriter): void {
+  out.byte(id);
+  out.uleb(content.len);
+  out.bytes(content.view());
+  content.len = 0;
 }
 
 /**
  * A module importing "m"."mem" (the shared machine memory, up to 4 GiB),
  * optionally "m"."tab" (the shared function table) and helper functions,
- * defining functions exported as "f0", "f1", ...
+ * defining `funcs`.
  */
 export function encodeModule(spec: ModuleSpec): Uint8Array {
-  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const types: number[] = [];
-  uleb(types, spec.types.length);
-  for (const t of spec.types) {
-    types.push(0x60);
-    uleb(types, t.params.length);
-    for (const p of t.params) types.push(p);
-    uleb(types, t.results.length);
-    for (const r of t.results) types.push(r);
-  }
-  section(out, 1, types);
+  const out = moduleOut;
+  const s = sectionOut;
+  out.len = 0;
+  s.len = 0;
+  out.bytes(MAGIC);
 
-  const imports: number[] = [];
+  s.uleb(spec.types.length);
+  for (const t of spec.types) {
+    s.byte(0x60);
+    s.uleb(t.params.length);
+    for (const p of t.params) s.byte(p);
+    s.uleb(t.results.length);
+    for (const r of t.results) s.byte(r);
+  }
+  section(out, 1, s);
+
   const withTable = spec.importTable === true;
-  uleb(imports, (withTable ? 2 : 1) + spec.importFuncs.length);
-  name(imports, 'm');
-  name(imports, 'mem');
-  imports.push(0x02, 0x03); // memory, limits: shared with min and max
-  uleb(imports, 0);
-  uleb(imports, 65536);
+  s.uleb((withTable ? 2 : 1) + spec.importFuncs.length);
+  s.name('m');
+  s.name('mem');
+  s.byte(0x02);
+  s.byte(0x03); // memory, limits: shared with min and max
+  s.uleb(0);
+  s.uleb(65536);
   if (withTable) {
-    name(imports, 'm');
-    name(imports, 'tab');
-    imports.push(0x01, 0x70, 0x00); // table of funcref, min only
-    uleb(imports, 0);
+    s.name('m');
+    s.name('tab');
+    s.byte(0x01);
+    s.byte(0x70);
+    s.byte(0x00); // table of funcref, min only
+    s.uleb(0);
   }
   for (const f of spec.importFuncs) {
-    name(imports, 'h');
-    name(imports, f.name);
-    imports.push(0x00);
-    uleb(imports, f.type);
+    s.name('h');
+    s.name(f.name);
+    s.byte(0x00);
+    s.uleb(f.type);
   }
-  section(out, 2, imports);
+  section(out, 2, s);
 
-  const n = spec.bodies.length;
-  const funcs: number[] = [];
-  uleb(funcs, n);
-  for (let i = 0; i < n; i++) uleb(funcs, spec.funcType);
-  section(out, 3, funcs);
+  s.uleb(spec.funcs.length);
+  for (const f of spec.funcs) s.uleb(f.type);
+  section(out, 3, s);
 
-  const exports: number[] = [];
-  uleb(exports, n);
-  for (let i = 0; i < n; i++) {
-    name(exports, `f${i}`);
-    exports.push(0x00);
-    uleb(exports, spec.importFuncs.length + i);
-  }
-  section(out, 7, exports);
-
-  // The code section is most of the bytes: copy bodies straight into the result.
-  const heads: number[][] = [];
-  let codeLen = 0;
-  const count: number[] = [];
-  uleb(count, n);
-  codeLen += count.length;
-  for (const f of spec.bodies) {
-    const locals = f.encodeLocals();
-    const size = locals.length + f.code.length + 1;
-    const head: number[] = [];
-    uleb(head, size);
-    for (const b of locals) head.push(b);
-    heads.push(head);
-    codeLen += head.length + f.code.length + 1;
-  }
-  out.push(10);
-  uleb(out, codeLen);
-  for (const b of count) out.push(b);
-  const result = new Uint8Array(out.length + codeLen - count.length);
-  result.set(out, 0);
-  let p = out.length;
-  spec.bodies.forEach((f, i) => {
-    const head = heads[i]!;
-    result.set(head, p);
-    p += head.length;
-    result.set(f.code, p);
-    p += f.code.length;
-    result[p++] = OP.end;
+  let exported = 0;
+  for (const f of spec.funcs) if (f.export !== undefined) exported++;
+  s.uleb(exported);
+  spec.funcs.forEach((f, i) => {
+    if (f.export === undefined) return;
+    s.name(f.export);
+    s.byte(0x00);
+    s.uleb(spec.importFuncs.length + i);
   });
-  return result;
+  section(out, 7, s);
+
+  // The code section is most of the bytes: its size first, then the bodies straight into the output.
+  const heads: Uint8Array[] = [];
+  const locals = new ByteWriter(32);
+  const head = new ByteWriter(8);
+  let codeLen = 0;
+  s.uleb(spec.funcs.length);
+  codeLen += s.len;
+  for (const f of spec.funcs) {
+    locals.len = 0;
+    f.body.encodeLocals(locals);
+    head.len = 0;
+    head.uleb(locals.len + f.body.len + 1);
+    const h = new Uint8Array(head.len + locals.len);
+    h.set(head.view(), 0);
+    h.set(locals.view(), head.len);
+    heads.push(h);
+    codeLen += h.length + f.body.len + 1;
+  }
+  out.byte(10);
+  out.uleb(codeLen);
+  out.bytes(s.view());
+  s.len = 0;
+  spec.funcs.forEach((f, i) => {
+    out.bytes(heads[i]!);
+    out.bytes(f.body.view());
+    out.byte(OP.end);
+  });
+  return out.view().slice();
 }
+
+const MAGIC = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
