@@ -347,7 +347,7 @@ export class VcpuGate extends SchedulerState {
     if (this.holding) {
       const now = nowMs();
       const paused = Atomics.load(this.i32, this.si(this.slot, S_PAUSED)) !== 0;
-      if (!paused && now - this.sliceStart < this.sliceMs) return null;
+      if (!paused && now - this.sliceStart < this.sliceMs && !this.overBudget(now)) return null;
       return this.sliceEnd(now);
     }
     return this.acquire();
@@ -386,13 +386,33 @@ export class VcpuGate extends SchedulerState {
     this.sliceStart = now;
   }
 
-  /** The VM's cap period: a new one once the last is over. Under the lock. */
+  /** The VM's run time allowed per cap period, or Infinity without a cap. */
+  private budget(): number {
+    const cap = Atomics.load(this.i32, this.si(this.slot, S_CAP));
+    return cap > 0 ? (CAP_PERIOD_MS * cap) / 100 : Infinity;
+  }
+
+  /** This slice would take the VM past its cap: end it now rather than at the slice's length. */
+  private overBudget(now: number): boolean {
+    const b = this.budget();
+    return b !== Infinity && this.f64[this.fi(this.slot, F_PERIOD_USED)]! + (now - this.sliceStart) >= b;
+  }
+
+  /**
+   * The VM's cap period: a new one once the last is over. What the VM ran
+   * beyond its budget (vCPUs on other threads end their slices a little
+   * late) is carried into the next periods, so over time a cap holds exactly.
+   * Under the lock.
+   */
   private newPeriodIfDue(now: number): void {
     const s = this.slot;
-    if (now - this.f64[this.fi(s, F_PERIOD_START)]! >= CAP_PERIOD_MS) {
-      this.f64[this.fi(s, F_PERIOD_START)] = now;
-      this.f64[this.fi(s, F_PERIOD_USED)] = 0;
-    }
+    const start = this.f64[this.fi(s, F_PERIOD_START)]!;
+    if (now - start < CAP_PERIOD_MS) return;
+    const periods = Math.floor((now - start) / CAP_PERIOD_MS);
+    const b = this.budget();
+    const left = b === Infinity ? 0 : Math.max(0, this.f64[this.fi(s, F_PERIOD_USED)]! - periods * b);
+    this.f64[this.fi(s, F_PERIOD_START)] = start + periods * CAP_PERIOD_MS;
+    this.f64[this.fi(s, F_PERIOD_USED)] = left;
   }
 
   private async sliceEnd(now: number): Promise<void> {
@@ -400,20 +420,26 @@ export class VcpuGate extends SchedulerState {
     this.lock(this.entity);
     this.charge(now);
     const paused = this.i32[this.si(s, S_PAUSED)] !== 0;
-    const cap = this.i32[this.si(s, S_CAP)]!;
-    const throttle = cap > 0 && this.f64[this.fi(s, F_PERIOD_USED)]! >= (CAP_PERIOD_MS * cap) / 100;
+    const throttle = this.f64[this.fi(s, F_PERIOD_USED)]! >= this.budget();
     if (paused || throttle) {
       this.setState(paused ? SLOT_STATE.PAUSED : SLOT_STATE.THROTTLED);
       this.holding = false;
       this.passToken();
-      const until = this.f64[this.fi(s, F_PERIOD_START)]! + CAP_PERIOD_MS;
       this.unlock();
       if (!paused) {
+        // Sleep period by period until the VM's debt is paid (or the cap lifted).
         const t0 = nowMs();
-        await this.sleepUntil(until);
+        for (;;) {
+          this.lock(this.entity);
+          this.newPeriodIfDue(nowMs());
+          const owed = this.f64[this.fi(s, F_PERIOD_USED)]! >= this.budget();
+          const until = this.f64[this.fi(s, F_PERIOD_START)]! + CAP_PERIOD_MS;
+          this.unlock();
+          if (!owed || this.closed) break;
+          await this.sleepUntil(until);
+        }
         this.lock(this.entity);
         this.f64[this.fi(s, F_THROTTLED_MS)] = this.f64[this.fi(s, F_THROTTLED_MS)]! + (nowMs() - t0);
-        this.newPeriodIfDue(nowMs());
         this.unlock();
       }
       return this.acquire();
