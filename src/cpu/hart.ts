@@ -774,6 +774,7 @@ export class Hart {
               } else {
                 const s = (pcLo >>> 0) + len;
                 pcLo = s | 0; pcHi = (pcHi + (s > 0xffffffff ? 1 : 0)) | 0;
+                if (next === SYS_NEXT_QUIET) continue;
               }
               // CSR writes may have enabled an interrupt or changed translation: end the slice.
               limit = n;
@@ -1485,12 +1486,39 @@ export class Hart {
     if (!this.csrAccessible(csr, priv)) ill();
     const old = this.csrRead(csr);
     if (old === null) ill();
-    if (writes) {
-      const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
-      if (!this.csrWrite(csr, BigInt.asUintN(64, nv))) ill();
+    if (!writes) {
+      this.setX(rd, old);
+      return SYS_NEXT_QUIET;
     }
+    const mst = this.slotLo(SLOT.MSTATUS);
+    const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
+    if (!this.csrWrite(csr, BigInt.asUintN(64, nv))) ill();
     this.setX(rd, old);
-    return SYS_NEXT;
+    return this.csrWriteQuiet(csr, mst) ? SYS_NEXT_QUIET : SYS_NEXT;
+  }
+
+  /**
+   * Whether a CSR write leaves nothing for a slice boundary: no interrupt it may
+   * have made deliverable, no change to how loads and stores translate (translated
+   * code keeps the data context in a local). The common ones in a kernel's trap and
+   * interrupt paths are; a boundary after each cost a round trip out of translated code.
+   */
+  private csrWriteQuiet(csr: number, mstatusBefore: number): boolean {
+    switch (csr) {
+      case CSR.sscratch: case CSR.sepc: case CSR.scause: case CSR.stval:
+      case CSR.mscratch: case CSR.mepc: case CSR.mcause: case CSR.mtval:
+      case CSR.fflags: case CSR.frm: case CSR.fcsr:
+        return true;
+      case CSR.sstatus: case CSR.mstatus: {
+        const now = this.slotLo(SLOT.MSTATUS);
+        if (((now ^ mstatusBefore) & MSTATUS_DATA_CONTEXT) !== 0) return false;
+        // Interrupts just enabled: quiet only if none is pending.
+        if ((now & ~mstatusBefore & (MSTATUS.SIE | MSTATUS.MIE)) !== 0 && this.interruptPendingForWfi()) return false;
+        return true;
+      }
+      default:
+        return false;
+    }
   }
 
   /** Counter enables, TVM, FS=Off and Sstc gating, beyond the address-encoded privilege. */
@@ -2116,6 +2144,10 @@ export class Hart {
 const SYS_NEXT = 0;
 const SYS_JUMP = 1;
 const SYS_EXIT = 2;
+/** Falls through with nothing for a slice boundary to do (no interrupt enabled, no translation context changed). */
+const SYS_NEXT_QUIET = 3;
+/** mstatus bits that select the soft-TLB context of loads and stores (section 3.1.6.3). */
+const MSTATUS_DATA_CONTEXT = MSTATUS.SUM | MSTATUS.MXR | MSTATUS.MPRV | MSTATUS.MPP;
 const BUDGET_EXIT: Exit = { kind: 'budget' };
 const WFI_EXIT: Exit = { kind: 'wfi' };
 const IRQ_PRIORITY = [IRQ.MEI, IRQ.MSI, IRQ.MTI, IRQ.SEI, IRQ.SSI, IRQ.STI] as const;

@@ -17,7 +17,7 @@ import { SLOT, TLB_ENTRIES, TLB_GPPN, TLB_HI, TLB_MADDR, TLB_TAG_EXEC } from '..
 import { rvcTable } from '../cpu/rvc.js';
 import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
-import { CHECK_SPAN, chainModule, encodeRegions, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
+import { CHECK_SPAN, chainModule, encodeRegions, HELPER_EXPORTS, helperModule, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
 
 export type JitMode = 'off' | 'on' | 'eager';
@@ -29,19 +29,48 @@ export interface JitOptions {
   readonly capacity?: number;
   /** Hot entries translated together in one module. */
   readonly batch?: number;
+  /** Slice boundaries a queued entry waits at most for its batch. */
+  readonly batchWait?: number;
 }
 
 export interface JitStats {
+  /** Regions in the code cache now. */
   regions: number;
+  /** Regions compiled so far (some since evicted or invalidated). */
   compiled: number;
+  /** Guest instructions in the regions compiled. */
   instructionsTranslated: number;
+  /** Host time spent translating, compiling and instantiating. */
   compileMs: number;
+  /** Bytes of WebAssembly generated. */
   wasmBytes: number;
+  /** Regions dropped to keep the code cache within its capacity. */
   evicted: number;
+  /** Regions dropped because their code changed (stores, DMA, FENCE.I, remaps). */
   invalidated: number;
   compileErrors: number;
   /** Wasm modules instantiated (a batch of regions each). */
   modules: number;
+  /** Guest instructions the interpreter ran (cold code, and what translated code cannot run). */
+  interpreted: number;
+  /** Entries from the dispatcher into translated code (each returns to it). */
+  entries: number;
+}
+
+/** The counters of JitStats, in a fixed order (shared memory between a vCPU thread and its VM's thread). */
+export const JIT_STAT_KEYS: readonly (keyof JitStats)[] = [
+  'regions', 'compiled', 'instructionsTranslated', 'compileMs', 'wasmBytes', 'evicted', 'invalidated', 'compileErrors', 'modules', 'interpreted', 'entries',
+];
+
+export function emptyJitStats(): JitStats {
+  return { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0, interpreted: 0, entries: 0 };
+}
+
+/** The translators of several harts as one. */
+export function sumJitStats(all: readonly JitStats[]): JitStats {
+  const out = emptyJitStats();
+  for (const s of all) for (const k of JIT_STAT_KEYS) out[k] += s[k];
+  return out;
 }
 
 /** Most instructions between slice boundaries (interrupts, timers, pmap changes); each reads the clock. */
@@ -82,15 +111,23 @@ interface Region {
   readonly pcHi: number;
   readonly maddrPage: number;
   readonly fn: (left: number) => number;
+  /** Low words of the other pcs the region is entered at (translate.ts, Translation.entries). */
+  readonly also: readonly number[];
+}
+
+/** Whether the region is entered at pc. */
+function entersAt(r: Region, pcLo: number, pcHi: number): boolean {
+  return r.pcHi === pcHi && (r.pcLo === pcLo || r.also.includes(pcLo));
 }
 
 const BUDGET_EXIT: Exit = { kind: 'budget' };
 
 export class Jit implements HartAccelerator {
-  readonly stats: JitStats = { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0 };
+  readonly stats: JitStats = emptyJitStats();
   private readonly threshold: number;
   private readonly capacity: number;
   private readonly batch: number;
+  private readonly batchWait: number;
   private pending: Pending[] = [];
   private pendingAge = 0;
   private readonly i32: Int32Array;
@@ -125,6 +162,7 @@ export class Jit implements HartAccelerator {
     this.threshold = opts.threshold ?? 2000;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 64;
+    this.batchWait = opts.batchWait ?? BATCH_WAIT;
     this.watch.fill(-this.threshold);
     hart.setJumpWatch(this.watch);
     const mem = hart.mem;
@@ -147,7 +185,7 @@ export class Jit implements HartAccelerator {
     const R = this.i32;
     const pageW = this.blockW + 2 * SLOT.JIT_PAGE;
     const refundW = this.blockW + 2 * SLOT.JIT_REFUND;
-    this.imports = {
+    const slowPaths = {
       m: { mem: mem.memory },
       h: {
         ld: (lo: number, hi: number, m: number): number => {
@@ -181,6 +219,10 @@ export class Jit implements HartAccelerator {
         fp: (insn: number): number => hart.jitFp(insn),
       },
     };
+    const helpers = new WebAssembly.Instance(new WebAssembly.Module(helperModule()), slowPaths).exports;
+    const hlp = new WebAssembly.Table({ element: 'anyfunc', initial: HELPER_EXPORTS.length });
+    HELPER_EXPORTS.forEach((name, i) => hlp.set(i, helpers[name] as Function));
+    this.imports = { m: { mem: mem.memory, hlp } };
     this.codeGen = hart.pmap.codeGeneration();
     this.unlisten = hart.pmap.onCode((event, frameAddr) => {
       if (event === 'mark') hart.dropWriteTags(frameAddr);
@@ -216,7 +258,7 @@ export class Jit implements HartAccelerator {
       if (since >= SLICE || h.boundaryDue) {
         h.boundary();
         this.readCodeLog();
-        if (this.pending.length > 0 && ++this.pendingAge >= BATCH_WAIT) this.flush();
+        if (this.pending.length > 0 && ++this.pendingAge >= this.batchWait) this.flush();
         since = 0;
       }
       const chunk = Math.min(budget - n, SLICE - since);
@@ -224,11 +266,18 @@ export class Jit implements HartAccelerator {
         this.leftIn = chunk;
         this.credited = 0;
         // The chaining loop's first lookup, done here: cold code then costs no call into Wasm.
-        let r = this.lookup(R[pcW]!, R[pcW + 1]!) >= 0 ? this.chain(chunk) : chunk;
+        let r = chunk;
+        if (this.lookup(R[pcW]!, R[pcW + 1]!) >= 0) {
+          this.stats.entries++;
+          r = this.chain(chunk);
+        }
         if (r === chunk && chunk >= CHECK_SPAN) {
           // Nothing ran: translate the entry if it is hot (or find it under another mapping).
           const region = this.find(R[pcW]!, R[pcW + 1]!);
-          if (region !== null) r = region.fn(chunk);
+          if (region !== null) {
+            this.stats.entries++;
+            r = region.fn(chunk);
+          }
         }
         if (r !== chunk) {
           const left = r < 0 ? ~r : r;
@@ -257,6 +306,7 @@ export class Jit implements HartAccelerator {
       const before = h.steps;
       const exit = h.interpret(chunk, INTERPRET_STOP_AT_WATCHED | INTERPRET_NO_IRQ | INTERPRET_NO_FLUSH);
       const done = h.steps - before;
+      this.stats.interpreted += done;
       n += done;
       since += done;
       if (exit.kind !== 'budget') {
@@ -299,8 +349,8 @@ export class Jit implements HartAccelerator {
     const onPage = this.pages.get(maddrPage);
     if (onPage) {
       for (const r of onPage) {
-        if (r.pcLo === pcLo && r.pcHi === pcHi) {
-          this.install(r);
+        if (entersAt(r, pcLo, pcHi)) {
+          this.install(r, pcLo);
           this.watch[wk] = WATCH_TRANSLATED;
           return r;
         }
@@ -325,7 +375,7 @@ export class Jit implements HartAccelerator {
       if (this.pending.some((p) => p.pcLo === pcLo && p.pcHi === pcHi)) {
         // Hot while it waits: translate the batch now.
         this.flush();
-        return this.pages.get(maddrPage)?.find((r) => r.pcLo === pcLo && r.pcHi === pcHi) ?? null;
+        return this.pages.get(maddrPage)?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
       }
       this.watch[wk] = this.threshold > 0 ? -QUEUED_WAIT * this.threshold : WATCH_FAILED;
     }
@@ -333,7 +383,7 @@ export class Jit implements HartAccelerator {
     if (this.pending.length < this.batch) return null;
     this.flush();
     const list = this.pages.get(maddrPage);
-    return list?.find((r) => r.pcLo === pcLo && r.pcHi === pcHi) ?? null;
+    return list?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
   }
 
   /** The word index of pc's lookup entry, or -1. */
@@ -345,14 +395,14 @@ export class Jit implements HartAccelerator {
     return -1;
   }
 
-  /** Puts the region first in its set; the entry there moves second (the second's is dropped). */
-  private install(r: Region): void {
-    const li = this.lookupW + lookupSet(r.pcLo);
+  /** Puts the region at pc first in its set; the entry there moves second (the second's is dropped). */
+  private install(r: Region, pcLo: number): void {
+    const li = this.lookupW + lookupSet(pcLo);
     const R = this.i32;
-    if (!(R[li] === r.pcLo && R[li + 1] === r.pcHi)) {
+    if (!(R[li] === pcLo && R[li + 1] === r.pcHi)) {
       for (let k = 0; k < 4; k++) R[li + 4 + k] = R[li + k]!;
     }
-    R[li] = r.pcLo;
+    R[li] = pcLo;
     R[li + 1] = r.pcHi;
     R[li + 2] = r.slot;
     R[li + 3] = r.maddrPage;
@@ -369,6 +419,7 @@ export class Jit implements HartAccelerator {
     const t0 = performance.now();
     const pmap = this.hart.pmap;
     const bodies: FunctionBody[] = [];
+    const entries: (readonly number[])[] = [];
     const metas: Pending[] = [];
     let instructions = 0;
     for (const p of queue) {
@@ -379,7 +430,7 @@ export class Jit implements HartAccelerator {
       // The frame must still be the guest page's (a balloon or remap may have moved it).
       const idx = pmap.indexOf(p.gppn * PAGE_SIZE);
       if (idx < 0 || ((pmap.entries[idx]! >>> PM_FRAME_SHIFT) * PAGE_SIZE) !== p.maddrPage) continue;
-      if (this.pages.get(p.maddrPage)?.some((r) => r.pcLo === p.pcLo && r.pcHi === p.pcHi)) continue;
+      if (this.pages.get(p.maddrPage)?.some((r) => entersAt(r, p.pcLo, p.pcHi))) continue;
       // Mark first: from here on, a write to the page drops what is built from it.
       pmap.markCode(idx);
       try {
@@ -389,6 +440,7 @@ export class Jit implements HartAccelerator {
         });
         if (tr === null) continue;
         bodies.push(tr.body);
+        entries.push(tr.entries);
         metas.push(p);
         instructions += tr.instructions;
       } catch (e) {
@@ -409,7 +461,8 @@ export class Jit implements HartAccelerator {
       const fn = exports[`f${i}`] as (left: number) => number;
       const slot = this.allocSlot();
       this.table.set(slot, fn as unknown as Function);
-      const r: Region = { slot, pcLo: p.pcLo, pcHi: p.pcHi, maddrPage: p.maddrPage, fn };
+      const page = p.pcLo & -4096;
+      const r: Region = { slot, pcLo: p.pcLo, pcHi: p.pcHi, maddrPage: p.maddrPage, fn, also: entries[i]!.map((off) => page | off) };
       this.slots[slot] = r;
       this.order.push(slot);
       let list = this.pages.get(p.maddrPage);
@@ -418,8 +471,10 @@ export class Jit implements HartAccelerator {
         this.pages.set(p.maddrPage, list);
       }
       list.push(r);
-      this.install(r);
-      this.watch[jumpWatchIndex(p.pcLo, WATCH_MASK)] = WATCH_TRANSLATED;
+      for (const pc of [r.pcLo, ...r.also]) {
+        this.install(r, pc);
+        this.watch[jumpWatchIndex(pc, WATCH_MASK)] = WATCH_TRANSLATED;
+      }
       this.stats.regions++;
     });
     this.stats.compiled += metas.length;
@@ -468,11 +523,14 @@ export class Jit implements HartAccelerator {
 
   private remove(r: Region): void {
     const R = this.i32;
-    for (const li of [this.lookupW + lookupSet(r.pcLo), this.lookupW + lookupSet(r.pcLo) + 4]) {
-      if (R[li + 2] === r.slot && R[li] === r.pcLo && R[li + 1] === r.pcHi) {
-        R[li] = 1; // never a pc (odd)
-        R[li + 1] = 0;
+    for (const pc of [r.pcLo, ...r.also]) {
+      for (const li of [this.lookupW + lookupSet(pc), this.lookupW + lookupSet(pc) + 4]) {
+        if (R[li + 2] === r.slot && R[li] === pc && R[li + 1] === r.pcHi) {
+          R[li] = 1; // never a pc (odd)
+          R[li + 1] = 0;
+        }
       }
+      this.watch[jumpWatchIndex(pc, WATCH_MASK)] = -this.threshold;
     }
     const list = this.pages.get(r.maddrPage);
     if (list) {
@@ -482,7 +540,6 @@ export class Jit implements HartAccelerator {
     }
     this.slots[r.slot] = null;
     this.table.set(r.slot, null);
-    this.watch[jumpWatchIndex(r.pcLo, WATCH_MASK)] = -this.threshold;
     this.freeSlots.push(r.slot);
     this.stats.regions--;
   }

@@ -68,7 +68,7 @@ function meta(off: number, f3: number, rd: number, len: number, rest: number): n
   return off | (f3 << META_F3_SHIFT) | (rd << META_RD_SHIFT) | (len === 4 ? META_LEN4 : 0) | (rest << META_REST_SHIFT);
 }
 
-// Function types of the module.
+// Function types.
 const T_REGION = 0;
 const T_LOAD = 1;
 const T_STORE = 2;
@@ -76,13 +76,24 @@ const T_STEP = 3;
 const T_FP = 4;
 const T_LDW = 5;
 const T_STW = 6;
-// Functions: the imported helpers, then the module's own wrappers, then the regions.
-const H_LOAD = 0;
-const H_STORE = 1;
+const TYPES = [
+  { params: [I32], results: [I32] },
+  { params: [I32, I32, I32], results: [I32] },
+  { params: [I32, I32, I32, I32, I32], results: [I32] },
+  { params: [I32, I32], results: [I32] },
+  { params: [I32], results: [I32] },
+  { params: [I64, I32], results: [I32] },
+  { params: [I64, I64, I32], results: [I32] },
+] as const;
+/**
+ * The helper table's entries (the hart's helper module's functions, see
+ * helperModule), which region modules call indirectly.
+ */
+export const HELPER_EXPORTS = ['ldw', 'stw', 'step', 'fp'] as const;
+const H_LDW = 0;
+const H_STW = 1;
 const H_STEP = 2;
 const H_FP = 3;
-const F_LDW = 4;
-const F_STW = 5;
 
 const TLB_BYTES_PER_ENTRY = 32;
 const TLB_MASK = TLB_ENTRIES - 1;
@@ -107,6 +118,13 @@ export interface Translation {
   /** Guest instructions translated. */
   readonly instructions: number;
   readonly blocks: number;
+  /**
+   * Page offsets where the region may also be entered (besides its entry): the
+   * blocks that check the budget, where it leaves when the budget runs out (loop
+   * heads, mostly). The dispatcher finds the region there, so a loop interrupted
+   * by a slice boundary resumes in translated code.
+   */
+  readonly entries: readonly number[];
 }
 
 /** One decoded instruction of a block. */
@@ -174,7 +192,9 @@ function classify(insn: number): Kind {
       if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Native : Kind.Step;
       return Kind.Step;
     case 0x0f: return f3 <= 1 ? Kind.Native : Kind.Step; // FENCE, FENCE.I: stores to code are tracked exactly
-    case 0x73: return Kind.System;
+    // CSR accesses run in place and the region goes on unless the hart needs a slice
+    // boundary after them (Hart.csrWriteQuiet); ECALL, xRET, WFI and SFENCE end it.
+    case 0x73: return f3 === 0 || f3 === 4 ? Kind.System : Kind.Step;
     case 0x07: case 0x27: return f3 === 2 || f3 === 3 ? Kind.FpMem : Kind.Step;
     case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return Kind.Fp;
     default: return Kind.Step;
@@ -493,7 +513,7 @@ export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
   f.get(r).set(left).br(top);
   f.end();
   f.op(OP.unreachable);
-  return encodeModule({ types: [{ params: [I32], results: [I32] }], importFuncs: [], funcs: [{ type: T_REGION, body: f, export: 'f0' }], importTable: true });
+  return encodeModule({ types: [{ params: [I32], results: [I32] }], importFuncs: [], funcs: [{ type: T_REGION, body: f, export: 'f0' }], importTable: 'tab' });
 }
 
 /** Where a block goes when it ends: its in-region successors (indices). */
@@ -558,13 +578,28 @@ export function translateRegion(src: RegionSource): Translation | null {
   const f = e.f;
   f.i32(src.blockAddr).set(e.base);
 
-  // ---- entry: is this page still what the fetch TLB maps the pc to? Is the budget enough to start?
+  // ---- entry: which block (the pc may be another entry's), is this page still what the
+  // fetch TLB maps the pc to, is the budget enough to start?
+  const entries: number[] = [];
+  f.i32(entry).set(e.bb);
+  f.i32(span[entry]!).set(e.noff);
+  blocks.forEach((b, i) => {
+    if (checked[i] === 0 || i === entry) return;
+    entries.push(b.start);
+    if (entries.length === 1) {
+      e.block();
+      f.mem(OP.i32_load, 2, 8 * SLOT.PC).i32(0xfff).op(OP.i32_and).set(e.a1);
+    }
+    f.get(e.a1).i32(b.start).op(OP.i32_eq).if_();
+    f.i32(i).set(e.bb).i32(span[i]!).set(e.noff);
+    f.end();
+  });
   e.block();
   f.mem(OP.i32_load, 2, 8 * SLOT.JIT_FETCH_TLB);
   f.i32(((src.pcLo >>> 12) & TLB_MASK) * TLB_BYTES_PER_ENTRY).op(OP.i32_add).tee(e.a0);
   f.mem(OP.i64_load, 3, 4 * TLB_TAG_EXEC).i64(src.pcLo & -4096, src.pcHi).op(OP.i64_ne);
   f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).i32(src.maddrPage | 0).op(OP.i32_ne).op(OP.i32_or);
-  f.get(e.left).i32(span[entry]!).op(OP.i32_lt_s).op(OP.i32_or);
+  f.get(e.left).get(e.noff).op(OP.i32_lt_s).op(OP.i32_or);
   f.if_();
   f.get(e.left).op(OP.return);
   f.end();
@@ -572,7 +607,6 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.pc(0);
   f.mem(OP.i64_store, 3, 8 * SLOT.JIT_PAGE);
   e.loadRegs();
-  f.i32(entry).set(e.bb);
 
   const common = f.block();
   e.exit = f.block();
@@ -605,35 +639,42 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.storeRegs();
   f.get(e.ret);
 
-  return { body: f, instructions: count, blocks: blocks.length };
+  return { body: f, instructions: count, blocks: blocks.length, entries };
 }
 
-const LDW = ((): FunctionBody => {
-  const f = new FunctionBody([I64, I32], 32);
-  f.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(1).call(H_LOAD);
-  return f;
-})();
-const STW = ((): FunctionBody => {
-  const f = new FunctionBody([I64, I64, I32], 32);
-  f.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
-  f.get(1).op(OP.i32_wrap_i64).get(1).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(2).call(H_STORE);
-  return f;
-})();
+/**
+ * The helper module, one per hart: imports the hart's slow paths (JavaScript
+ * functions "ld", "st", "step", "fp") and exports them as Wasm functions
+ * ("ldw", "stw", "step", "fp"; the first two split i64 arguments into halves).
+ * They go into a function table ("m"."hlp", HELPER_EXPORTS in order) that every
+ * region module imports and calls indirectly: V8 compiles a wrapper for every
+ * imported function of every module it compiles, as if it were a JavaScript
+ * one, and with 4 per module that was most of the cost of a module.
+ */
+export function helperModule(): Uint8Array {
+  const ldw = new FunctionBody([I64, I32], 32);
+  ldw.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(1).call(0);
+  const stw = new FunctionBody([I64, I64, I32], 32);
+  stw.get(0).op(OP.i32_wrap_i64).get(0).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64);
+  stw.get(1).op(OP.i32_wrap_i64).get(1).i64(32, 0).op(OP.i64_shr_u).op(OP.i32_wrap_i64).get(2).call(1);
+  const step = new FunctionBody([I32, I32], 16);
+  step.get(0).get(1).call(2);
+  const fp = new FunctionBody([I32], 16);
+  fp.get(0).call(3);
+  return encodeModule({
+    types: TYPES,
+    importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }, { name: 'fp', type: T_FP }],
+    funcs: [{ type: T_LDW, body: ldw, export: 'ldw' }, { type: T_STW, body: stw, export: 'stw' }, { type: T_STEP, body: step, export: 'step' }, { type: T_FP, body: fp, export: 'fp' }],
+  });
+}
 
-/** One module holding translated regions (exports f0, f1, ... in order). */
+/** One module holding translated regions (exports f0, f1, ... in order); it imports the helper table. */
 export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
   return encodeModule({
-    types: [
-      { params: [I32], results: [I32] },
-      { params: [I32, I32, I32], results: [I32] },
-      { params: [I32, I32, I32, I32, I32], results: [I32] },
-      { params: [I32, I32], results: [I32] },
-      { params: [I32], results: [I32] },
-      { params: [I64, I32], results: [I32] },
-      { params: [I64, I64, I32], results: [I32] },
-    ],
-    importFuncs: [{ name: 'ld', type: T_LOAD }, { name: 'st', type: T_STORE }, { name: 'step', type: T_STEP }, { name: 'fp', type: T_FP }],
-    funcs: [{ type: T_LDW, body: LDW }, { type: T_STW, body: STW }, ...bodies.map((body, i) => ({ type: T_REGION, body, export: `f${i}` }))],
+    types: TYPES,
+    importFuncs: [],
+    funcs: bodies.map((body, i) => ({ type: T_REGION, body, export: `f${i}` })),
+    importTable: 'hlp',
   });
 }
 
@@ -685,7 +726,7 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
         }
         if (readsX) e.storeSome(1 << rs1);
         if (writesX) e.storeSome(1 << rd);
-        f.i32(ins.insn).call(H_FP);
+        f.i32(ins.insn).i32(H_FP).callIndirect(T_FP);
         f.if_();
         emitStep(e, ins, rest);
         f.end();
@@ -988,7 +1029,7 @@ function emitFpFast(e: Emitter, op: FpFast): void {
 
 /** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */
 function emitStepCall(e: Emitter, ins: Insn, rest: number): void {
-  e.f.i32(meta(ins.off, 0, 0, ins.len, rest)).get(e.left).call(H_STEP);
+  e.f.i32(meta(ins.off, 0, 0, ins.len, rest)).get(e.left).i32(H_STEP).callIndirect(T_STEP);
 }
 
 /** Emits one translated instruction; true when it ended the block (a jump or branch). */
@@ -1059,7 +1100,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       f.mem(lop, f3 & 3, 0);
       f.else_();
       // The slow path: a trap or an exit leaves the region; the value is in the scratch slot.
-      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).call(F_LDW).brIf(e.exitR);
+      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).i32(H_LDW).callIndirect(T_LDW).brIf(e.exitR);
       e.block();
       f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH);
       f.end();
@@ -1079,7 +1120,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       // The slow path: a trap, an exit or a write to translated code leaves the region.
       f.get(e.t0);
       e.x(rs2);
-      f.i32(meta(ins.off, f3, 0, ins.len, rest)).call(F_STW).brIf(e.exitR);
+      f.i32(meta(ins.off, f3, 0, ins.len, rest)).i32(H_STW).callIndirect(T_STW).brIf(e.exitR);
       f.end();
       return false;
     }

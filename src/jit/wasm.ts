@@ -325,10 +325,11 @@ export interface ModuleSpec {
   /** Functions defined by the module, indexed from importFuncs.length on. */
   readonly funcs: readonly ModuleFunction[];
   /**
-   * Import "m"."tab" too. V8 keeps a dispatch table per instance that imports a table
-   * and updates them all on every Table.set/grow, so only one module should.
+   * Import a function table "m".<importTable> too (table 0). V8 keeps a dispatch
+   * table per instance that imports a table and updates them all on every
+   * Table.set/grow: a table that changes should be imported by one module only.
    */
-  readonly importTable?: boolean;
+  readonly importTable?: string;
 }
 
 /** The writer modules are built in (one thread builds one module at a time). */
@@ -364,7 +365,7 @@ export function encodeModule(spec: ModuleSpec): Uint8Array {
   }
   section(out, 1, s);
 
-  const withTable = spec.importTable === true;
+  const withTable = spec.importTable !== undefined;
   s.uleb((withTable ? 2 : 1) + spec.importFuncs.length);
   s.name('m');
   s.name('mem');
@@ -374,7 +375,7 @@ export function encodeModule(spec: ModuleSpec): Uint8Array {
   s.uleb(65536);
   if (withTable) {
     s.name('m');
-    s.name('tab');
+    s.name(spec.importTable!);
     s.byte(0x01);
     s.byte(0x70);
     s.byte(0x00); // table of funcref, min only
