@@ -14,7 +14,8 @@ class FakeVm implements ApiVm {
   info(): VmInfo {
     return {
       id: this.id, state: 'running', machine_config: { vcpu_count: 1, mem_size_mib: 256 },
-      memory: { mem_size_mib: 256, pages_touched: 10, frames_mapped: 9, pool_frames_free: 100, pool_frames_in_use: 20 }, devices: [],
+      memory: { mem_size_mib: 256, pages_touched: 10, frames_mapped: 9, pool_frames_free: 100, pool_frames_in_use: 20 },
+      cpu: { instructions: 5, exits: {}, translator: null }, devices: [],
     };
   }
   balloon(): BalloonControl | null {

@@ -61,7 +61,12 @@ test('balloon inflate returns machine frames to the pool; deflate gives the memo
 
     // Touch 160 MiB and free it again: the guest's free pages are now backed.
     await g.run('dd if=/dev/zero of=/dev/null bs=140M count=1; echo =FILLED$((40+2))', /=FILLED42/, 120_000);
-    const full = stats().memory.frames_mapped;
+    const afterFill = stats();
+    const full = afterFill.memory.frames_mapped;
+    // The translator's cost is reported beside the guest's instructions.
+    const tr = afterFill.cpu.translator;
+    assert.ok(tr !== null && tr['regions_compiled']! > 100 && tr['wasm_bytes']! > 0 && tr['compile_ms']! > 0, JSON.stringify(afterFill.cpu));
+    assert.ok(tr['instructions_interpreted']! > 0 && tr['instructions_interpreted']! < afterFill.cpu.instructions, JSON.stringify(afterFill.cpu));
     assert.ok(full > 130 * MiB_PAGES, `frames after filling: ${full}`);
 
     assert.equal(runCli(['vm', 'balloon', 'vb', '128']).code, 0);

@@ -34,7 +34,10 @@ export interface VmView {
   readonly reboots: number;
   readonly machine_config: { readonly on_reboot: string };
   readonly memory: { pages_touched: number; frames_mapped: number; pool_frames_free: number; pool_frames_in_use: number };
-  readonly cpu: { instructions: number; run_ms: number; steal_ms: number; throttled_ms: number; slices: number; exits: Record<string, number> };
+  readonly cpu: {
+    instructions: number; run_ms: number; steal_ms: number; throttled_ms: number; slices: number; exits: Record<string, number>;
+    translator: { regions_compiled: number; wasm_bytes: number; compile_ms: number; instructions_interpreted: number } | null;
+  };
   readonly console: { bytes: number; dropped_bytes: number };
 }
 

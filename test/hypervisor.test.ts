@@ -181,8 +181,14 @@ describe('disco serve', () => {
     await host.boot('obs', kernel('SPIN'));
     await host.waitConsole('obs', /spin: start/, 20_000);
     while ((await host.vm('obs')).cpu.instructions === 0) await sleep(100);
+    // The spin loop gets hot: the translator's counters come with the VM's.
+    for (let i = 0; i < 100 && ((await host.vm('obs')).cpu.translator?.regions_compiled ?? 0) === 0; i++) await sleep(100);
+    const tr = (await host.vm('obs')).cpu.translator;
+    assert.ok(tr && tr.regions_compiled > 0 && tr.wasm_bytes > 0, JSON.stringify(tr));
     const m = await host.call('GET', '/metrics');
     assert.equal(m.status, 200);
+    assert.match(m.text, /^disco_vm_jit_compiled_total\{vm="obs"\} [1-9]\d*$/m);
+    assert.match(m.text, /^disco_vm_jit_compile_seconds_total\{vm="obs"\} [\d.e-]+$/m);
     assert.match(m.text, /^disco_vm_instructions_total\{vm="obs"\} [1-9]\d*$/m);
     assert.match(m.text, /^disco_vm_exits_total\{vm="obs",reason="budget"\} \d+$/m);
     assert.match(m.text, /^disco_vm_slices_total\{vm="obs"\} \d+$/m);

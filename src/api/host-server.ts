@@ -18,6 +18,7 @@ import { renderMetrics } from '../hypervisor/metrics.js';
 import { VmError, type Vm } from '../hypervisor/vm.js';
 import { virtioSpecs } from '../hypervisor/config.js';
 import { runDir } from '../host/paths.js';
+import { translatorInfo } from './types.js';
 import { ApiServerError, HttpError, methods, readJson, send, socketAlive } from './server.js';
 
 const MiB = 1024 * 1024;
@@ -66,6 +67,7 @@ export function vmInfo(h: Hypervisor, vm: Vm): Record<string, unknown> {
       steal_ms: Math.round(s?.stealMs ?? 0),
       throttled_ms: Math.round(s?.throttledMs ?? 0),
       guest_steal_ns: vm.counters.stealNs,
+      translator: translatorInfo(vm.counters.jit),
     },
     console: { bytes: vm.counters.consoleBytes, dropped_bytes: vm.counters.consoleDropped },
     balloon_device: b ? { amount_mib: b.targetPages * 4096 / MiB, actual_mib: b.actualPages * 4096 / MiB } : null,

@@ -3,6 +3,7 @@
  * host must provide for each VM it serves. `disco run` serves one VM on its own
  * socket; the multi-VM host serves many on one socket, with the same paths.
  */
+import type { JitStats } from '../jit/engine.js';
 
 export type VmState = 'running' | 'stopped';
 
@@ -24,8 +25,36 @@ export interface VmInfo {
   readonly state: VmState;
   readonly machine_config: { readonly vcpu_count: number; readonly mem_size_mib: number };
   readonly memory: MemoryInfo;
+  readonly cpu: CpuInfo;
   readonly devices: readonly string[];
 }
+
+export interface CpuInfo {
+  readonly instructions: number;
+  readonly exits: Readonly<Record<string, number>>;
+  readonly translator: TranslatorInfo | null;
+}
+
+export type TranslatorInfo = Readonly<Record<string, number>>;
+
+/** The binary translator's counters as the API shows them (null: the VM runs with it off). */
+export function translatorInfo(j: JitStats | null): TranslatorInfo | null {
+  if (j === null) return null;
+  return {
+    regions: j.regions,
+    regions_compiled: j.compiled,
+    instructions_translated: j.instructionsTranslated,
+    compile_ms: Math.round(j.compileMs),
+    wasm_bytes: j.wasmBytes,
+    modules: j.modules,
+    evicted: j.evicted,
+    invalidated: j.invalidated,
+    compile_errors: j.compileErrors,
+    instructions_interpreted: j.interpreted,
+    entries: j.entries,
+  };
+}
+
 
 export interface BalloonInfo {
   /** The target: memory the balloon should hold, in MiB. */

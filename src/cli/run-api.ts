@@ -3,7 +3,7 @@
  * with the same paths as the multi-VM host, so `disco vm ...` drives both.
  * A guest reboot starts a new machine; the API follows it.
  */
-import type { ApiHost, ApiVm, BalloonControl, VmAction, VmInfo } from '../api/types.js';
+import { translatorInfo, type ApiHost, type ApiVm, type BalloonControl, type VmAction, type VmInfo } from '../api/types.js';
 import { PAGE_SIZE } from '../memory/machine-memory.js';
 import type { VirtMachine } from '../machine/virt.js';
 
@@ -30,6 +30,11 @@ export class RunHost implements ApiHost, ApiVm {
         frames_mapped: m ? m.pmap.framesMapped() : 0,
         pool_frames_free: m ? m.mem.framesFree() : 0,
         pool_frames_in_use: m ? m.mem.framesInUse() : 0,
+      },
+      cpu: {
+        instructions: m ? m.instructions() : 0,
+        exits: m ? Object.fromEntries(m.exits()) : {},
+        translator: translatorInfo(m ? m.jitStats() : null),
       },
       devices: m ? m.cfg.virtio.map((d) => d.kind) : [],
     };

@@ -35,6 +35,14 @@ export function renderMetrics(h: Hypervisor): string {
     vms.map((v) => [{ vm: v.id }, v.counters.instructions]));
   family(out, 'disco_vm_exits_total', 'counter', 'Exits from the run loop to the hypervisor, by reason.',
     vms.flatMap((v) => Object.entries(v.counters.exits).map(([reason, n]): Sample => [{ vm: v.id, reason }, n])));
+  const jit = vms.flatMap((v) => (v.counters.jit ? [[v, v.counters.jit] as const] : []));
+  family(out, 'disco_vm_jit_regions', 'gauge', 'Translated regions in the VM\'s code caches.', jit.map(([v, j]) => [{ vm: v.id }, j.regions]));
+  family(out, 'disco_vm_jit_compiled_total', 'counter', 'Regions the binary translator compiled.', jit.map(([v, j]) => [{ vm: v.id }, j.compiled]));
+  family(out, 'disco_vm_jit_compile_seconds_total', 'counter', 'Host time spent translating and compiling guest code.', jit.map(([v, j]) => [{ vm: v.id }, j.compileMs / 1000]));
+  family(out, 'disco_vm_jit_wasm_bytes_total', 'counter', 'WebAssembly generated for the VM.', jit.map(([v, j]) => [{ vm: v.id }, j.wasmBytes]));
+  family(out, 'disco_vm_jit_evicted_total', 'counter', 'Regions evicted from a full code cache.', jit.map(([v, j]) => [{ vm: v.id }, j.evicted]));
+  family(out, 'disco_vm_jit_invalidated_total', 'counter', 'Regions dropped because their guest code changed.', jit.map(([v, j]) => [{ vm: v.id }, j.invalidated]));
+  family(out, 'disco_vm_jit_interpreted_instructions_total', 'counter', 'Guest instructions the interpreter ran rather than translated code.', jit.map(([v, j]) => [{ vm: v.id }, j.interpreted]));
   const sched = vms.map((v) => [v, v.schedStats()] as const);
   family(out, 'disco_vm_slices_total', 'counter', 'Time slices the VM ran.', sched.map(([v, s]) => [{ vm: v.id }, s?.slices ?? 0]));
   family(out, 'disco_vm_run_seconds_total', 'counter', 'Host time the VM held a run token.', sched.map(([v, s]) => [{ vm: v.id }, (s?.runMs ?? 0) / 1000]));

@@ -6,6 +6,7 @@ import type { MachineMemoryShared } from '../memory/machine-memory.js';
 import type { PmapShared } from '../memory/pmap.js';
 import type { VirtioDeviceSpec } from '../machine/virtio-spec.js';
 import type { SchedulerShared } from './scheduler.js';
+import type { JitStats } from '../jit/engine.js';
 
 /** What a worker needs to build and boot its VM. */
 export interface VmLaunch {
@@ -50,6 +51,8 @@ export interface VmCounters {
   readonly stealNs: readonly number[];
   readonly consoleBytes: number;
   readonly consoleDropped: number;
+  /** The binary translator's counters (all vCPUs); null with it off. */
+  readonly jit: JitStats | null;
   readonly balloon: BalloonReport | null;
 }
 

@@ -142,6 +142,7 @@ async function main(): Promise<void> {
       stealNs: m.stealNs(),
       consoleBytes: relay.bytes,
       consoleDropped: relay.dropped,
+      jit: m.jitStats(),
       balloon: b && spec?.kind === 'balloon' ? {
         targetPages: b.target(), actualPages: b.actual(), deflateOnOom: spec.deflateOnOom,
         freePageReporting: spec.freePageReporting, statsIntervalS: spec.statsIntervalS,
@@ -174,7 +175,7 @@ main().catch((e: unknown) => {
   if (pool.framesFree() === 0) reason = `the host's machine-memory pool is exhausted (${reason})`;
   post({
     type: 'exit', outcome: { kind: 'error', reason },
-    counters: { instructions: 0, exits: {}, stealNs: [], consoleBytes: 0, consoleDropped: 0, balloon: null },
+    counters: { instructions: 0, exits: {}, stealNs: [], consoleBytes: 0, consoleDropped: 0, jit: null, balloon: null },
   });
   port.close();
 });

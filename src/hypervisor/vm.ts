@@ -33,7 +33,7 @@ export class VmError extends Error {
 const CONSOLE_BACKLOG = 64 * 1024;
 const KILL_GRACE_MS = 3000;
 const START_TIMEOUT_MS = 120_000;
-const EMPTY_COUNTERS: VmCounters = { instructions: 0, exits: {}, stealNs: [], consoleBytes: 0, consoleDropped: 0, balloon: null };
+const EMPTY_COUNTERS: VmCounters = { instructions: 0, exits: {}, stealNs: [], consoleBytes: 0, consoleDropped: 0, jit: null, balloon: null };
 
 export interface VmHostServices {
   readonly pool: MachineMemory;

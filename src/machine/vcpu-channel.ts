@@ -7,13 +7,14 @@
  *   thread completes it and posts the reply, as a KVM vCPU thread returns
  *   from KVM_RUN to its VMM for an MMIO exit;
  * - per hart, the SBI HSM state and a pending hart_start's arguments;
- * - per hart, counters (instructions, exits by kind, steal time);
+ * - per hart, counters (instructions, exits by kind, steal time, the translator's);
  * - the VM's doorbell, which the device thread waits on, and a stop word.
  *
  * Everything else the threads share already lives in machine memory: the
  * harts' state blocks (interrupt lines, remote requests), the pmap and the clock.
  */
 import type { ExitKind } from '../cpu/exit.js';
+import { JIT_STAT_KEYS, type JitStats } from '../jit/engine.js';
 import { waitAsync } from '../host/atomics.js';
 import { HSM_START_PENDING, HSM_STARTED, HSM_STOPPED } from './sbi.js';
 
@@ -43,7 +44,8 @@ const F_GPA = 0;
 const F_STEPS = 1;
 const F_STEAL_NS = 2;
 const F_EXITS = 3;
-const HART_F = 16;
+const F_JIT = 16; // JIT_STAT_KEYS
+const HART_F = 32;
 
 const MBOX_EMPTY = 0;
 const MBOX_REQUEST = 1;
@@ -200,6 +202,18 @@ export class VcpuChannel {
   steps(h: number): number { return this.f64[this.f(h, F_STEPS)]!; }
   setStealNs(h: number, ns: number): void { this.f64[this.f(h, F_STEAL_NS)] = ns; }
   stealNs(h: number): number { return this.f64[this.f(h, F_STEAL_NS)]!; }
+
+  setJitStats(h: number, s: JitStats): void {
+    const f = this.f(h, F_JIT);
+    for (let k = 0; k < JIT_STAT_KEYS.length; k++) this.f64[f + k] = s[JIT_STAT_KEYS[k]!];
+  }
+
+  jitStats(h: number): JitStats {
+    const f = this.f(h, F_JIT);
+    const out = {} as Record<keyof JitStats, number>;
+    JIT_STAT_KEYS.forEach((key, k) => { out[key] = this.f64[f + k]!; });
+    return out;
+  }
 
   countExit(h: number, kind: ExitKind): void {
     const i = this.f(h, F_EXITS + EXIT_INDEX.get(kind)!);

@@ -142,6 +142,7 @@ async function loop(): Promise<string | null> {
     const exit = hart.run(d.slice);
     pmap.leaveRun(id);
     ch.setSteps(id, hart.steps);
+    if (jit) ch.setJitStats(id, jit.stats);
     ch.countExit(id, exit.kind);
     switch (exit.kind) {
       case 'budget': break;
@@ -182,5 +183,6 @@ try {
   // The translator's lookup table goes back to the pool.
   jit?.close();
   ch.setSteps(id, hart.steps);
+  if (jit) ch.setJitStats(id, jit.stats);
   post({ type: 'done' });
 }

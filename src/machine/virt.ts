@@ -6,6 +6,7 @@
  * MMIO bus and the flattened device tree handed to the guest.
  */
 import { accelerate, defaultJitMode, type Jit, type JitMode } from '../jit/index.js';
+import { sumJitStats, type JitStats } from '../jit/engine.js';
 import { Clock, MTIME_HZ, type ClockMode } from '../cpu/clock.js';
 import { MIP_SSIP, PRIV_S } from '../cpu/csr-numbers.js';
 import { Hart } from '../cpu/hart.js';
@@ -267,6 +268,7 @@ export class VirtMachine {
   readonly harts: Hart[] = [];
   /** The harts' translators (none with --jit off). */
   readonly jits: Jit[] = [];
+  private readonly jitMode: JitMode;
   readonly bus = new MmioBus();
   /** Steal time per hart, published to guests that register through SBI STA. */
   readonly stealTime: StealTime;
@@ -318,6 +320,7 @@ export class VirtMachine {
       }));
     }
     const jitMode = cfg.jit ?? defaultJitMode();
+    this.jitMode = jitMode;
     // A machine with one gate for all its harts (a scheduler that sees the VM as one
     // entity) keeps them on this thread, where that gate can hold them.
     const threaded = cfg.cpus > 1 && cfg.clock === 'host' && (cfg.gate === undefined || cfg.vcpuGates !== undefined);
@@ -490,6 +493,13 @@ export class VirtMachine {
   instructions(): number {
     const t = this.threads;
     return this.harts.reduce((n, h, i) => n + (t ? t.channel.steps(i) : h.steps), 0);
+  }
+
+  /** The translators' counters, all harts together; null with the translator off. */
+  jitStats(): JitStats | null {
+    if (this.jitMode === 'off') return null;
+    const t = this.threads;
+    return sumJitStats(t ? this.harts.map((_, i) => t.channel.jitStats(i)) : this.jits.map((j) => j.stats));
   }
 
   /** Exits the harts took, by kind. */
