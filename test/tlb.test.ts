@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { createBareMetal } from '../src/machine/baremetal.js';
+import { runHart } from '../src/machine/hart-loop.js';
 import { buildAsm, runCli, TOHOST } from './support.js';
 
 /*
@@ -155,3 +158,60 @@ test('TLB banks: each ASID sees its own mapping; SFENCE.VMA by ASID drops only t
   assert.equal(r.stdout, 'PASS\n', r.stderr);
   assert.equal(r.code, 0);
 });
+
+/*
+ * Two hot pages 8 MiB apart share a soft-TLB index: without victim entries
+ * each access would evict the other page and walk the page table every time.
+ * S-mode (through MPRV) loads alternate between them 1000 times through a
+ * gigapage mapping VA 0x40000000 to PA 0x80000000.
+ */
+const CONFLICT = `
+  .option nopic
+  .section .text.init
+  .globl _start
+_start:
+  li t0, -1
+  srli t0, t0, 10
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  la t0, root
+  li t1, (0x80000000 >> 12 << 10) | 0xcf   /* a 1 GiB leaf: V R W X A D */
+  sd t1, 8(t0)
+  srli t0, t0, 12
+  li t1, 8 << 60
+  or t0, t0, t1
+  csrw satp, t0
+  sfence.vma
+  li t0, (1 << 17) | (1 << 11)   /* MPRV, MPP = S */
+  csrs mstatus, t0
+  li s0, 0x40400000
+  li s1, 0x40c00000
+  li s2, 1000
+1:
+  ld a0, 0(s0)
+  ld a1, 0(s1)
+  sd a0, 8(s1)
+  addi s2, s2, -1
+  bnez s2, 1b
+  li t0, (1 << 17)
+  csrc mstatus, t0
+  li t0, 1
+  la t1, tohost
+  sd t0, 0(t1)
+2: j 2b
+  .section .data
+  .align 12
+root: .zero 4096
+${TOHOST}
+`;
+
+for (const jit of ['off', 'on'] as const) {
+  test(`two hot pages with the same soft-TLB index do not walk the page table on every access (translator ${jit})`, async () => {
+    const m = createBareMetal(readFileSync(buildAsm('tlb-conflict', CONFLICT)), { ramBytes: 128 << 20, cpus: 1, clock: 'instructions', jit: jit === 'on' ? 'eager' : 'off' });
+    const o = await runHart(m.harts[0]!, m.bus, { maxInstructions: 1e6 });
+    assert.deepEqual(o, { kind: 'htif', value: '1' });
+    const walks = m.harts[0]!.walks;
+    assert.ok(walks >= 2 && walks < 20, `${walks} page-table walks for 3000 accesses to two pages`);
+  });
+}

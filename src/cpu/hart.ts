@@ -33,6 +33,12 @@ type Access = 0 | 1 | 2;
 
 const TLB_MASK = TLB_ENTRIES - 1;
 const TLB_CTX_WORDS = TLB_ENTRIES * TLB_ENTRY_WORDS;
+/**
+ * Victim entries per TLB context (QEMU's victim TLB): what a fill evicts from
+ * the direct-mapped table goes here, and a miss looks here before walking, so
+ * two hot pages with the same index (8 MiB apart) do not walk on every turn.
+ */
+const TLB_VICTIMS = 8;
 
 // PTE bits, privileged spec 4.3.1
 const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
@@ -1049,6 +1055,8 @@ export class Hart {
         if (T[e + TLB_MADDR] === fa) T[e + TLB_TAG_WRITE] = TLB_INVALID;
       }
     }
+    const V = this.victims;
+    for (let v = 0; v < V.length; v += TLB_ENTRY_WORDS) if (V[v + TLB_MADDR] === fa) V[v + TLB_TAG_WRITE] = TLB_INVALID;
   }
 
   // ---------------------------------------------------------------- helpers of the interpreter
@@ -1863,9 +1871,19 @@ export class Hart {
         T[i + TLB_TAG_WRITE] = TLB_INVALID;
         T[i + TLB_TAG_EXEC] = TLB_INVALID;
       }
+      const V = this.victims;
+      for (let v = c * TLB_VICTIMS * TLB_ENTRY_WORDS, ve = v + TLB_VICTIMS * TLB_ENTRY_WORDS; v < ve; v += TLB_ENTRY_WORDS) {
+        V[v + TLB_TAG_READ] = TLB_INVALID;
+        V[v + TLB_TAG_WRITE] = TLB_INVALID;
+        V[v + TLB_TAG_EXEC] = TLB_INVALID;
+      }
     }
     this.fetchTagLo = TLB_INVALID;
   }
+  /** Victim entries, TLB_VICTIMS per context, laid out as the table's entries. */
+  private readonly victims = new Int32Array(TLB_CONTEXTS * TLB_VICTIMS * TLB_ENTRY_WORDS).fill(TLB_INVALID);
+  /** Per context, the victim entry the next eviction replaces. */
+  private readonly victimNext = new Uint8Array(TLB_CONTEXTS);
   /** Per TLB context: filled since its last flush (1 at first: its memory is not known to be clean). */
   private readonly ctxFilled = new Uint8Array(TLB_CONTEXTS).fill(1);
 
@@ -1894,6 +1912,17 @@ export class Hart {
       T[e + TLB_TAG_WRITE] = TLB_INVALID;
       T[e + TLB_TAG_EXEC] = TLB_INVALID;
     }
+    // Victims with the same index (whatever their high bits: the flush may be for any of them).
+    const V = this.victims;
+    const page = lo & -4096;
+    for (let v = 0; v < V.length; v += TLB_ENTRY_WORDS) {
+      if (((V[v + TLB_TAG_READ]! ^ page) & (TLB_MASK << 12)) === 0 || ((V[v + TLB_TAG_WRITE]! ^ page) & (TLB_MASK << 12)) === 0
+        || ((V[v + TLB_TAG_EXEC]! ^ page) & (TLB_MASK << 12)) === 0) {
+        V[v + TLB_TAG_READ] = TLB_INVALID;
+        V[v + TLB_TAG_WRITE] = TLB_INVALID;
+        V[v + TLB_TAG_EXEC] = TLB_INVALID;
+      }
+    }
     this.fetchTagLo = TLB_INVALID;
   }
 
@@ -1914,9 +1943,13 @@ export class Hart {
       if ((hi >>> 24) !== 0) this.raise(accessFaultCause(access), vaddr(lo, hi));
       gpa = (hi >>> 0) * 4294967296 + (lo >>> 0);
     } else {
-      const r = this.walk(lo, hi, access, priv, mode, satp);
-      gpa = r;
-      pteFlags = this.walkFlags;
+      const v = fill ? this.victimHit(lo, hi, access) : -1;
+      if (v >= 0) {
+        gpa = v;
+      } else {
+        gpa = this.walk(lo, hi, access, priv, mode, satp);
+        pteFlags = this.walkFlags;
+      }
     }
     // PMP (section 3.7): checked for the whole page when caching, else for the access itself.
     const pageGpa = gpa - (gpa % PAGE_SIZE);
@@ -1965,6 +1998,7 @@ export class Hart {
         !((T[e + TLB_TAG_READ] === tag && T[e + TLB_TAG_READ + TLB_HI] === hi) ||
           (T[e + TLB_TAG_WRITE] === tag && T[e + TLB_TAG_WRITE + TLB_HI] === hi) ||
           (T[e + TLB_TAG_EXEC] === tag && T[e + TLB_TAG_EXEC + TLB_HI] === hi))) {
+        this.evict(ctx / TLB_CTX_WORDS, e);
         T[e + TLB_TAG_READ] = TLB_INVALID;
         T[e + TLB_TAG_WRITE] = TLB_INVALID;
         T[e + TLB_TAG_EXEC] = TLB_INVALID;
@@ -1988,9 +2022,48 @@ export class Hart {
   }
 
   private walkFlags = 0;
+  /** Page-table walks so far (soft-TLB misses that found no victim entry). */
+  walks = 0;
+
+  /**
+   * A victim entry of the current context with a tag for this access: it and
+   * the table's entry at its index change places, and the guest-physical
+   * address is returned (else -1).
+   */
+  private victimHit(lo: number, hi: number, access: Access): number {
+    const ctx = access === ACC_EXEC ? this.fetchCtx : this.dataCtx;
+    const c = ctx / TLB_CTX_WORDS;
+    const V = this.victims;
+    const tagW = access === ACC_EXEC ? TLB_TAG_EXEC : access === ACC_WRITE ? TLB_TAG_WRITE : TLB_TAG_READ;
+    const tag = lo & -4096;
+    for (let v = c * TLB_VICTIMS * TLB_ENTRY_WORDS, ve = v + TLB_VICTIMS * TLB_ENTRY_WORDS; v < ve; v += TLB_ENTRY_WORDS) {
+      if (V[v + tagW] !== tag || V[v + tagW + TLB_HI] !== hi) continue;
+      const T = this.i32;
+      const e = this.tw + ctx + (((lo >>> 12) & TLB_MASK) << 3);
+      for (let k = 0; k < TLB_ENTRY_WORDS; k++) {
+        const t = T[e + k]!;
+        T[e + k] = V[v + k]!;
+        V[v + k] = t;
+      }
+      this.ctxFilled[c] = 1;
+      return (T[e + TLB_GPPN]! >>> 0) * PAGE_SIZE + (lo & 0xfff);
+    }
+    return -1;
+  }
+
+  /** The table's entry e of context c is about to describe another page: its translation moves to a victim entry. */
+  private evict(c: number, e: number): void {
+    const T = this.i32;
+    if (T[e + TLB_TAG_READ] === TLB_INVALID && T[e + TLB_TAG_WRITE] === TLB_INVALID && T[e + TLB_TAG_EXEC] === TLB_INVALID) return;
+    const n = this.victimNext[c]!;
+    this.victimNext[c] = (n + 1) % TLB_VICTIMS;
+    const v = (c * TLB_VICTIMS + n) * TLB_ENTRY_WORDS;
+    for (let k = 0; k < TLB_ENTRY_WORDS; k++) this.victims[v + k] = T[e + k]!;
+  }
 
   /** Sv39/Sv48 page-table walk (section 4.3.2) with hardware A/D update. Returns the guest-physical address. */
   private walk(lo: number, hi: number, access: Access, priv: number, mode: number, satp: bigint): number {
+    this.walks++;
     const levels = mode === SATP_MODE_SV39 ? 3 : 4;
     const vaBits = 12 + 9 * levels;
     const faultCause = access === ACC_EXEC ? CAUSE.FETCH_PAGE_FAULT : access === ACC_WRITE ? CAUSE.STORE_PAGE_FAULT : CAUSE.LOAD_PAGE_FAULT;

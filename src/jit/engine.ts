@@ -439,6 +439,7 @@ export class Jit implements HartAccelerator {
           blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc,
         });
         if (tr === null) continue;
+        this.heat(p, tr.falls, queue);
         bodies.push(tr.body);
         entries.push(tr.entries);
         metas.push(p);
@@ -482,6 +483,28 @@ export class Jit implements HartAccelerator {
     this.stats.instructionsTranslated += instructions;
     this.stats.wasmBytes += bytes.length;
     this.stats.compileMs += performance.now() - t0;
+  }
+
+  /**
+   * The places a hot region falls through to are hot too: those on its page go
+   * into the batch being translated, those on the next page (whose mapping is
+   * known only when the guest gets there) become hot at their next arrival.
+   */
+  private heat(p: Pending, falls: readonly number[], queue: Pending[]): void {
+    const page = (p.pcLo & -4096) >>> 0;
+    for (const off of falls) {
+      // Halves: a 64-bit address is not exact in a double.
+      const lo = page + off;
+      const pcLo = lo | 0;
+      const pcHi = (p.pcHi + (lo > 0xffffffff ? 1 : 0)) | 0;
+      if (off < PAGE_SIZE) {
+        if (!queue.some((q) => q.pcLo === pcLo && q.pcHi === pcHi)) queue.push({ pcLo, pcHi, maddrPage: p.maddrPage, gppn: p.gppn });
+        continue;
+      }
+      const wk = jumpWatchIndex(pcLo, WATCH_MASK);
+      const w = this.watch[wk]!;
+      if (w < -1 && w !== WATCH_FAILED) this.watch[wk] = -1;
+    }
   }
 
   /** A translator bug must not take the guest down: the entry stays interpreted. */

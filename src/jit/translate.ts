@@ -125,6 +125,15 @@ export interface Translation {
    * by a slice boundary resumes in translated code.
    */
   readonly entries: readonly number[];
+  /**
+   * Page offsets (4096 and above: on the next page) where the region leaves
+   * without a jump: where it ran out of room, the page's end, the instruction
+   * after one that straddles it. The interpreter counts only the targets of
+   * jumps, so a long run of straight-line code would become hot one region at
+   * a time, a threshold's worth of passes each: the translator takes these as
+   * hot with the region.
+   */
+  readonly falls: readonly number[];
 }
 
 /** One decoded instruction of a block. */
@@ -573,6 +582,12 @@ export function translateRegion(src: RegionSource): Translation | null {
   for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); written |= writesOf(i); count++; }
   const { checked, span } = budgetChecks(blocks, index);
   const entry = index.get(start)!;
+  const falls: number[] = [];
+  for (const b of blocks) {
+    const last = b.insns[b.insns.length - 1]!;
+    if (last.kind === Kind.System && last.off === 0xffe && last.len === 4) falls.push(0x1002);
+    else if (b.next >= 0 && !index.has(b.next)) falls.push(b.next);
+  }
 
   const e = new Emitter(src, used, written);
   const f = e.f;
@@ -639,7 +654,7 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.storeRegs();
   f.get(e.ret);
 
-  return { body: f, instructions: count, blocks: blocks.length, entries };
+  return { body: f, instructions: count, blocks: blocks.length, entries, falls: [...new Set(falls)] };
 }
 
 /**
