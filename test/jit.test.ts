@@ -11,7 +11,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
-import { b, csrrs, csrrw, ECALL, i, lui, MRET, r, s } from './rv-encode.js';
+import { b, csrrs, csrrw, ECALL, i, jal, lui, MRET, r, s } from './rv-encode.js';
 
 const DRAM = 0x8000_0000;
 const CODE = DRAM;
@@ -269,6 +269,38 @@ test('DMA or a loader writing a translated page drops its translations', () => {
   const before = m.jit!.stats.invalidated;
   assert.ok(m.pmap.discard(CODE));
   assert.ok(m.jit!.stats.invalidated > before);
+});
+
+test('a store through a write tag cached before another thread marked the page still drops its translations', () => {
+  // Hart B stores to a data page in a loop, so its soft TLB holds a write tag for it.
+  // Then a translator on another thread (simulated: its listener is not B's) marks the
+  // page as holding code. B must not go on storing there unseen: at its next slice
+  // boundary the page counts as written and every translation of it is dropped.
+  const mem = MachineMemory.create(8 << 20);
+  const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM, size: 1 << 20 }]);
+  const clock = Clock.create('instructions');
+  const hartB = new Hart({ mem, pmap, clock, hartId: 1, ecallExitMask: 1 << PRIV_M });
+  const other = new Hart({ mem, pmap, clock, hartId: 0, ecallExitMask: 1 << PRIV_M });
+  pmap.write(CODE, words([
+    lui((DATA >>> 12) & 0xfffff, 2), i(32, 2, 1, 2, 0x13), i(32, 2, 5, 2, 0x13),
+    s(0, 0, 2, 3), // loop: sd x0, 0(x2)
+    jal(-4, 0),
+    jal(0, 0), // the other hart spins here
+  ]));
+  hartB.reset(BigInt(CODE));
+  other.reset(BigInt(CODE + 20));
+  assert.equal(hartB.run(50).kind, 'budget');
+  const idx = pmap.indexOf(DATA);
+  pmap.markCode(idx);
+  assert.ok(pmap.entries[idx]! & PM_CODE);
+  const before = pmap.codeGeneration();
+  // A hart that never cached the page for writing changes nothing.
+  assert.equal(other.run(1).kind, 'budget');
+  assert.equal(pmap.codeGeneration(), before);
+  assert.ok(pmap.entries[idx]! & PM_CODE);
+  assert.equal(hartB.run(50).kind, 'budget');
+  assert.equal(pmap.codeGeneration(), before + 1, 'the page was logged as written');
+  assert.equal(pmap.entries[idx]! & PM_CODE, 0);
 });
 
 test('a misaligned access near address 0 never hits a soft-TLB entry that was flushed', () => {

@@ -16,7 +16,7 @@ import { Clock } from './clock.js';
 import { rvcTable } from './rvc.js';
 import { HartIrqPort } from './irq-port.js';
 import { MachineMemory, PAGE_SIZE } from '../memory/machine-memory.js';
-import { PM_CODE, PM_FRAME_SHIFT, PM_WATCH, PM_WRITE, Pmap } from '../memory/pmap.js';
+import { CODE_LOG_ENTRIES, PM_CODE, PM_FRAME_SHIFT, PM_WATCH, PM_WRITE, Pmap } from '../memory/pmap.js';
 
 /** Thrown inside the interpreter to leave an instruction that raised an exception. */
 const TRAP = { trap: true };
@@ -212,6 +212,8 @@ export class Hart {
     this.rvc = rvcTable();
     this.port = new HartIrqPort(opts.mem, this.blockOffset);
     this.fpu = new Fpu({ f64: this.f64, i32: this.i32, x: this.i64, fBase: this.sq + SLOT.F, xBase: this.sq + SLOT.X });
+    // A fresh hart's TLB starts empty: no write tag predates the marks made so far.
+    if (fresh) this.marksSeen = this.pmap.markGeneration();
     if (fresh) this.reset();
     this.flushTlb();
     this.updateContexts();
@@ -867,6 +869,7 @@ export class Hart {
       this.pmapGeneration = gen;
       this.flushTlb();
     }
+    this.followMarks();
     if (this.i32[this.xw + 2 * SLOT.REQ_SEQ] !== this.i32[this.xw + 2 * SLOT.REQ_ACK]) this.serveRequests();
   }
 
@@ -1044,20 +1047,61 @@ export class Hart {
     throw e;
   }
 
-  /** Stops stores through this hart's soft TLB to the machine page at `frameAddr` (it now holds translated code). */
-  dropWriteTags(frameAddr: number): void {
+  /**
+   * Stops stores through this hart's soft TLB to the machine page at
+   * `frameAddr` (it now holds translated code). Returns whether a write tag
+   * was dropped.
+   */
+  dropWriteTags(frameAddr: number): boolean {
     const T = this.i32;
     const fa = frameAddr | 0;
+    let had = false;
     for (let c = 0; c < TLB_CONTEXTS; c++) {
       if (this.ctxFilled[c] === 0) continue;
       const end = this.tw + (c + 1) * TLB_CTX_WORDS;
       for (let e = this.tw + c * TLB_CTX_WORDS; e < end; e += TLB_ENTRY_WORDS) {
-        if (T[e + TLB_MADDR] === fa) T[e + TLB_TAG_WRITE] = TLB_INVALID;
+        if (T[e + TLB_MADDR] === fa && T[e + TLB_TAG_WRITE] !== TLB_INVALID) {
+          T[e + TLB_TAG_WRITE] = TLB_INVALID;
+          had = true;
+        }
       }
     }
     const V = this.victims;
-    for (let v = 0; v < V.length; v += TLB_ENTRY_WORDS) if (V[v + TLB_MADDR] === fa) V[v + TLB_TAG_WRITE] = TLB_INVALID;
+    for (let v = 0; v < V.length; v += TLB_ENTRY_WORDS) {
+      if (V[v + TLB_MADDR] === fa && V[v + TLB_TAG_WRITE] !== TLB_INVALID) {
+        V[v + TLB_TAG_WRITE] = TLB_INVALID;
+        had = true;
+      }
+    }
+    return had;
   }
+
+  /**
+   * Pages marked as translated code since this hart last looked (by a
+   * translator on any thread): their write tags go. A tag still there may
+   * have let this hart store into the page after it was marked, unseen, so
+   * the page counts as written and its translations are dropped.
+   */
+  private followMarks(): void {
+    const pm = this.pmap;
+    const g = pm.markGeneration();
+    if (g === this.marksSeen) return;
+    if (g - this.marksSeen > CODE_LOG_ENTRIES) {
+      // Too far behind to know which pages: every write tag goes, and every marked page counts as written.
+      this.flushTlb();
+      for (let i = 0; i < pm.entries.length; i++) if (Atomics.load(pm.entries, i) & PM_CODE) pm.codeWritten(i);
+      this.marksSeen = g;
+      return;
+    }
+    for (let n = this.marksSeen; n < g; n++) {
+      const idx = pm.markLogEntry(n);
+      const e = Atomics.load(pm.entries, idx);
+      if ((e & PM_CODE) !== 0 && this.dropWriteTags((e >>> PM_FRAME_SHIFT) * PAGE_SIZE)) pm.codeWritten(idx);
+    }
+    this.marksSeen = g;
+  }
+  /** Mark-log entries this hart has followed (Pmap.markGeneration). */
+  private marksSeen = 0;
 
   // ---------------------------------------------------------------- helpers of the interpreter
 

@@ -37,6 +37,8 @@ export interface PmapShared {
   readonly control: SharedArrayBuffer;
   /** Ring of machine pages whose translated code was written (CODE_LOG_ENTRIES words). */
   readonly codeLog: SharedArrayBuffer;
+  /** Ring of pmap indices of pages newly marked as holding translated code (CODE_LOG_ENTRIES words). */
+  readonly markLog: SharedArrayBuffer;
   readonly limitFrames: number;
   /** Quiescence words of the harts that run over this pmap, and frames waiting for them (see `discard`). */
   readonly quiesce: SharedArrayBuffer;
@@ -55,7 +57,8 @@ const CTL_MAPPED = 0; // frames this VM holds
 const CTL_GENERATION = 1; // bumped when a mapping is removed or weakened: harts flush their TLBs
 const CTL_TOUCHED = 2; // guest pages ever touched
 const CTL_CODE_GEN = 3; // entries ever appended to the code log
-const CTL_WORDS = 4;
+const CTL_MARK_GEN = 4; // entries ever appended to the mark log
+const CTL_WORDS = 5;
 
 export interface RegionSpec {
   readonly name: string;
@@ -68,7 +71,9 @@ export interface RegionSpec {
  * Translators of this VM's harts hear about pages holding translated code:
  * 'mark' when a page starts to (stores through soft TLBs must stop),
  * 'write' when something writes it or its frame goes away (drop the translations).
- * Listeners run on the thread that calls; today every hart of a VM shares it.
+ * Listeners run on the thread that calls. Harts on other threads learn of
+ * marks from the mark log at their slice boundaries, and of writes from the
+ * code log (Hart.followPmap, Jit.readCodeLog).
  */
 export type CodeEvent = 'mark' | 'write';
 export type CodeListener = (event: CodeEvent, frameAddr: number) => void;
@@ -80,6 +85,7 @@ export class Pmap {
   readonly limitFrames: number;
   private readonly ctl: Int32Array;
   private readonly codeLog: Int32Array;
+  private readonly markLog: Int32Array;
   private readonly q: Int32Array;
   private readonly shared: PmapShared;
 
@@ -89,6 +95,7 @@ export class Pmap {
     this.entries = new Int32Array(shared.entries);
     this.ctl = new Int32Array(shared.control);
     this.codeLog = new Int32Array(shared.codeLog);
+    this.markLog = new Int32Array(shared.markLog);
     this.limitFrames = shared.limitFrames;
     this.q = new Int32Array(shared.quiesce);
   }
@@ -114,6 +121,7 @@ export class Pmap {
       entries: new SharedArrayBuffer(first * 4),
       control: new SharedArrayBuffer(CTL_WORDS * 4),
       codeLog: new SharedArrayBuffer(CODE_LOG_ENTRIES * 4),
+      markLog: new SharedArrayBuffer(CODE_LOG_ENTRIES * 4),
       limitFrames,
       quiesce: new SharedArrayBuffer((Q_LIST + 2 * Q_CAPACITY) * 4),
     };
@@ -247,6 +255,9 @@ export class Pmap {
       if (e === 0 || (e & PM_CODE)) return;
       if (Atomics.compareExchange(this.entries, index, e, e | PM_CODE) === e) {
         const frameAddr = (e >>> PM_FRAME_SHIFT) * PAGE_SIZE;
+        const g = Atomics.load(this.ctl, CTL_MARK_GEN);
+        Atomics.store(this.markLog, g % CODE_LOG_ENTRIES, index);
+        Atomics.add(this.ctl, CTL_MARK_GEN, 1);
         for (const l of this.codeListeners) l('mark', frameAddr);
         return;
       }
@@ -297,6 +308,16 @@ export class Pmap {
       done += n;
     }
     return out;
+  }
+
+  /** Entries ever appended to the mark log (see markLogEntry). */
+  markGeneration(): number {
+    return Atomics.load(this.ctl, CTL_MARK_GEN);
+  }
+
+  /** The pmap index of mark-log entry `n` (valid while markGeneration() - n <= CODE_LOG_ENTRIES). */
+  markLogEntry(n: number): number {
+    return Atomics.load(this.markLog, n % CODE_LOG_ENTRIES);
   }
 
   /** Entries ever appended to the code log (see codeLogEntry). */
