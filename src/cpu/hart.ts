@@ -389,6 +389,9 @@ export class Hart {
       return this.interpret(budget, 0);
     } finally {
       Atomics.store(this.i32, inRun, 0);
+      // Before the exit is handled (an SBI remote FENCE.I, say), stores this hart
+      // may have made through a tag older than a mark are accounted for.
+      this.followMarks();
     }
   }
 
