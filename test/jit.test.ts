@@ -11,7 +11,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
-import { b, csrrs, csrrw, ECALL, i, jal, lui, MRET, r, s } from './rv-encode.js';
+import { b, csrrs, csrrw, csrrwi, ECALL, i, jal, lui, MRET, r, s } from './rv-encode.js';
 
 const DRAM = 0x8000_0000;
 const CODE = DRAM;
@@ -213,6 +213,36 @@ test('translated FP loads mark mstatus.FS dirty, and trap while the FPU is off',
     assert.deepEqual(t.data, a.data, `FS ${fs}: memory`);
     assert.ok(t.jit!.stats.instructionsTranslated > 0);
   }
+});
+
+test('an FP instruction after a CSR write in the same block sees the new rounding mode and FS', () => {
+  // One basic block: 5/3 rounded to nearest (up), then with frm = RTZ (the last bit differs),
+  // then with the FPU off (illegal instruction). The translator keeps what it knows of
+  // FS and fcsr between FP instructions; a CSR access interpreted in place must reset it.
+  const prog = [
+    lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0),
+    lui(2, 5), csrrs(MSTATUS, 5, 0), // FS = Initial
+    csrrwi(0x001, 1), // fflags = NX: the inline paths apply
+    i(5, 0, 0, 5, 0x13), i(3, 0, 0, 6, 0x13),
+    r(0x69, 0, 5, 7, 1, 0x53), r(0x69, 0, 6, 7, 2, 0x53), // fcvt.d.w f1, x5; f2, x6
+    r(0x0d, 2, 1, 7, 3, 0x53), // fdiv.d f3 = f1 / f2 (dynamic rounding: RNE)
+    csrrwi(0x002, 1), // frm = RTZ
+    r(0x0d, 2, 1, 7, 4, 0x53), // fdiv.d f4: rounded toward zero
+    lui(6, 7), i(MSTATUS, 7, 3, 0, 0x73), // csrrc mstatus, FS: the FPU off
+    r(0x0d, 2, 1, 7, 5, 0x53), // fdiv.d f5: illegal
+    csrrs(0x342, 0, 8), // x8 = mcause
+    ECALL,
+  ];
+  const a = execute(prog, 'off', 100_000);
+  const t = execute(prog, 'eager', 100_000);
+  assert.notEqual(a.fregs[3], a.fregs[4], 'RNE and RTZ give different quotients');
+  assert.equal(a.regs[8], 2n, 'the FPU off makes fdiv.d illegal');
+  for (let k = 0; k < 32; k++) assert.equal(t.regs[k], a.regs[k], `x${k}`);
+  for (let k = 0; k < 32; k++) assert.equal(t.fregs[k], a.fregs[k], `f${k}`);
+  assert.equal(t.fcsr, a.fcsr);
+  assert.equal(t.mstatus, a.mstatus);
+  assert.equal(t.minstret, a.minstret);
+  assert.ok(t.jit!.stats.instructionsTranslated > 0);
 });
 
 /** x5 = 1 at `target`; the program writes "x5 = 2" over it and runs it again. */
