@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Clock } from '../src/cpu/clock.js';
 import { PRIV_M } from '../src/cpu/csr-numbers.js';
 import { Hart } from '../src/cpu/hart.js';
+import { hostFusedMadd } from '../src/jit/fma.js';
 import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { Pmap } from '../src/memory/pmap.js';
@@ -142,7 +143,7 @@ function cases(seed: number): Case[] {
   return out;
 }
 
-function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translated: number } {
+function run(cs: readonly Case[], jit: boolean, fusedMadd = false): { out: BigUint64Array; translated: number } {
   const mem = MachineMemory.create(16 << 20);
   const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM, size: 4 << 20 }]);
   const hart = new Hart({ mem, pmap, clock: Clock.create('instructions'), hartId: 0, ecallExitMask: 1 << PRIV_M });
@@ -174,7 +175,7 @@ function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translat
   hart.reset(BigInt(DRAM));
   let j: Jit | null = null;
   if (jit) {
-    j = new Jit(hart, { threshold: 0, batch: 16 });
+    j = new Jit(hart, { threshold: 0, batch: 16, fusedMadd });
     hart.attachAccelerator(j);
   }
   for (;;) {
@@ -187,11 +188,12 @@ function run(cs: readonly Case[], jit: boolean): { out: BigUint64Array; translat
   return { out, translated: j?.stats.instructionsTranslated ?? 0 };
 }
 
-test('FP arithmetic in translated code gives the interpreter FPU results and flags', () => {
+// Fused multiply-adds inline two ways: Dekker's exact product, and the host's own FMA where it has one.
+for (const fused of hostFusedMadd() ? [false, true] : [false]) test(`FP arithmetic in translated code gives the interpreter FPU results and flags (${fused ? "the host's FMA" : "Dekker's product"} for FMADD.D)`, () => {
   for (const seed of [1, 2, 3]) {
     const cs = cases(seed);
     const a = run(cs, false);
-    const t = run(cs, true);
+    const t = run(cs, true, fused);
     assert.ok(t.translated > cs.length, 'the cases ran translated');
     cs.forEach((k, n) => {
       const what = `seed ${seed} case ${n}: ${k.op.name} rm ${k.rm} frm ${k.frm} nx ${k.nx} a ${k.a.toString(16)} b ${k.b.toString(16)} c ${k.c.toString(16)}`;

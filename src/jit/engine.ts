@@ -19,6 +19,7 @@ import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
 import { CHECK_SPAN, chainModule, encodeRegions, HELPER_EXPORTS, helperModule, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
+import { hostFusedMadd } from './fma.js';
 
 export type JitMode = 'off' | 'on' | 'eager';
 
@@ -31,6 +32,8 @@ export interface JitOptions {
   readonly batch?: number;
   /** Slice boundaries a queued entry waits at most for its batch. */
   readonly batchWait?: number;
+  /** Use the host's fused multiply-add for FMADD.D and its kin (default: when hostFusedMadd() finds one). */
+  readonly fusedMadd?: boolean;
 }
 
 export interface JitStats {
@@ -128,6 +131,7 @@ export class Jit implements HartAccelerator {
   private readonly capacity: number;
   private readonly batch: number;
   private readonly batchWait: number;
+  private readonly fusedMadd: boolean;
   private pending: Pending[] = [];
   private pendingAge = 0;
   private readonly i32: Int32Array;
@@ -163,6 +167,7 @@ export class Jit implements HartAccelerator {
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 64;
     this.batchWait = opts.batchWait ?? BATCH_WAIT;
+    this.fusedMadd = opts.fusedMadd ?? hostFusedMadd();
     this.watch.fill(-this.threshold);
     hart.setJumpWatch(this.watch);
     const mem = hart.mem;
@@ -436,7 +441,7 @@ export class Jit implements HartAccelerator {
       try {
         const tr = translateRegion({
           u16: this.u16, maddrPage: p.maddrPage, pcLo: p.pcLo, pcHi: p.pcHi,
-          blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc,
+          blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc, fusedMadd: this.fusedMadd,
         });
         if (tr === null) continue;
         this.heat(p, tr.falls, queue);

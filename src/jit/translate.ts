@@ -28,7 +28,7 @@
  */
 import { MSTATUS } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_HI, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
-import { encodeModule, F64, FunctionBody, I32, I64, OP, type Label } from './wasm.js';
+import { encodeModule, F64, FunctionBody, I32, I64, OP, SIMD, type Label } from './wasm.js';
 
 const MSTATUS_FS = MSTATUS.FS;
 
@@ -111,6 +111,8 @@ export interface RegionSource {
   readonly lookupAddr: number;
   /** The C extension table (cpu/rvc.ts). */
   readonly rvc: Int32Array;
+  /** The host has an exact fused multiply-add (fma.ts): FMADD.D and its kin use it. */
+  readonly fusedMadd?: boolean;
 }
 
 export interface Translation {
@@ -997,6 +999,12 @@ function emitFpFast(e: Emitter, op: FpFast): void {
         round();
         f.set(r);
         f.get(ok); finite(a); and(); finite(b); and(); finite(c); and(); normal(r, min); and(); f.set(ok);
+      } else if (e.src.fusedMadd === true) {
+        // One rounding, by the host: the result is exact when it is a normal
+        // number, and then no flag but NX (set already) can be raised.
+        f.get(a).simd(SIMD.f64x2_splat).get(b).simd(SIMD.f64x2_splat).get(c).simd(SIMD.f64x2_splat);
+        f.simd(SIMD.f64x2_relaxed_madd).simd(SIMD.f64x2_extract_lane, 0).set(r);
+        f.get(ok); normal(r, min); and(); f.set(ok);
       } else {
         const [uh, ul, ah, al, bh, bl, th, tl, t1, t2] = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((n) => e.ft(n)) as [number, number, number, number, number, number, number, number, number, number];
         // Ranges where the splitting, the exact product and TwoSum neither overflow nor underflow.

@@ -48,6 +48,9 @@ export const OP = {
   i32_reinterpret_f32: 0xbc, i64_reinterpret_f64: 0xbd, f32_reinterpret_i32: 0xbe, f64_reinterpret_i64: 0xbf,
 } as const;
 
+/** Vector instructions (prefix 0xfd; core spec 5.4.8, relaxed SIMD for relaxed_madd). */
+export const SIMD = { f64x2_splat: 0x14, f64x2_extract_lane: 0x21, f64x2_relaxed_madd: 0x107 } as const;
+
 /** Block type "no result" (core spec 5.4.1). */
 const BLOCK_VOID = 0x40;
 
@@ -162,6 +165,14 @@ export class FunctionBody extends ByteWriter {
 
   op(o: number): this {
     this.byte(o);
+    return this;
+  }
+
+  /** A vector instruction; `lane` for the lane-indexed ones. */
+  simd(o: number, lane?: number): this {
+    this.byte(0xfd);
+    this.uleb(o);
+    if (lane !== undefined) this.byte(lane);
     return this;
   }
 
