@@ -55,7 +55,6 @@ export function translatorInfo(j: JitStats | null): TranslatorInfo | null {
   };
 }
 
-
 export interface BalloonInfo {
   /** The target: memory the balloon should hold, in MiB. */
   readonly amount_mib: number;

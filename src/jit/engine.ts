@@ -30,8 +30,6 @@ export interface JitOptions {
   readonly capacity?: number;
   /** Hot entries translated together in one module. */
   readonly batch?: number;
-  /** Slice boundaries a queued entry waits at most for its batch. */
-  readonly batchWait?: number;
   /** Use the host's fused multiply-add for FMADD.D and its kin (default: when hostFusedMadd() finds one). */
   readonly fusedMadd?: boolean;
 }
@@ -60,14 +58,12 @@ export interface JitStats {
   entries: number;
 }
 
-/** The counters of JitStats, in a fixed order (shared memory between a vCPU thread and its VM's thread). */
-export const JIT_STAT_KEYS: readonly (keyof JitStats)[] = [
-  'regions', 'compiled', 'instructionsTranslated', 'compileMs', 'wasmBytes', 'evicted', 'invalidated', 'compileErrors', 'modules', 'interpreted', 'entries',
-];
-
 export function emptyJitStats(): JitStats {
   return { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0, interpreted: 0, entries: 0 };
 }
+
+/** The counters of JitStats, in a fixed order (shared memory between a vCPU thread and its VM's thread). */
+export const JIT_STAT_KEYS = Object.keys(emptyJitStats()) as readonly (keyof JitStats)[];
 
 /** The translators of several harts as one. */
 export function sumJitStats(all: readonly JitStats[]): JitStats {
@@ -130,7 +126,6 @@ export class Jit implements HartAccelerator {
   private readonly threshold: number;
   private readonly capacity: number;
   private readonly batch: number;
-  private readonly batchWait: number;
   private readonly fusedMadd: boolean;
   private pending: Pending[] = [];
   private pendingAge = 0;
@@ -166,7 +161,6 @@ export class Jit implements HartAccelerator {
     this.threshold = opts.threshold ?? 2000;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 64;
-    this.batchWait = opts.batchWait ?? BATCH_WAIT;
     this.fusedMadd = opts.fusedMadd ?? hostFusedMadd();
     this.watch.fill(-this.threshold);
     hart.setJumpWatch(this.watch);
@@ -263,7 +257,7 @@ export class Jit implements HartAccelerator {
       if (since >= SLICE || h.boundaryDue) {
         h.boundary();
         this.readCodeLog();
-        if (this.pending.length > 0 && ++this.pendingAge >= this.batchWait) this.flush();
+        if (this.pending.length > 0 && ++this.pendingAge >= BATCH_WAIT) this.flush();
         since = 0;
       }
       const chunk = Math.min(budget - n, SLICE - since);
