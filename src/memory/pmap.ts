@@ -255,9 +255,7 @@ export class Pmap {
       if (e === 0 || (e & PM_CODE)) return;
       if (Atomics.compareExchange(this.entries, index, e, e | PM_CODE) === e) {
         const frameAddr = (e >>> PM_FRAME_SHIFT) * PAGE_SIZE;
-        const g = Atomics.load(this.ctl, CTL_MARK_GEN);
-        Atomics.store(this.markLog, g % CODE_LOG_ENTRIES, index);
-        Atomics.add(this.ctl, CTL_MARK_GEN, 1);
+        this.appendLog(this.markLog, CTL_MARK_GEN, index);
         for (const l of this.codeListeners) l('mark', frameAddr);
         return;
       }
@@ -272,9 +270,7 @@ export class Pmap {
       if (Atomics.compareExchange(this.entries, index, e, e & ~PM_CODE) === e) {
         const frameAddr = (e >>> PM_FRAME_SHIFT) * PAGE_SIZE;
         // Translators on other threads read the log at their slice boundaries.
-        const g = Atomics.load(this.ctl, CTL_CODE_GEN);
-        Atomics.store(this.codeLog, g % CODE_LOG_ENTRIES, frameAddr | 0);
-        Atomics.add(this.ctl, CTL_CODE_GEN, 1);
+        this.appendLog(this.codeLog, CTL_CODE_GEN, frameAddr | 0);
         for (const l of this.codeListeners) l('write', frameAddr);
         return;
       }
@@ -308,6 +304,24 @@ export class Pmap {
       done += n;
     }
     return out;
+  }
+
+  /**
+   * Appends to a ring log whose entry count is control word `gen`: the entry
+   * is stored before the count that publishes it, and one thread at a time,
+   * so two threads appending together neither take one slot nor publish a
+   * slot nobody wrote (a lost entry would leave another thread's stale code
+   * or write tag in place).
+   */
+  private appendLog(log: Int32Array, gen: number, value: number): void {
+    this.qlock();
+    try {
+      const g = Atomics.load(this.ctl, gen);
+      Atomics.store(log, g % CODE_LOG_ENTRIES, value);
+      Atomics.store(this.ctl, gen, g + 1);
+    } finally {
+      this.qunlock();
+    }
   }
 
   /** Entries ever appended to the mark log (see markLogEntry). */
@@ -439,6 +453,7 @@ export class Pmap {
     }
   }
 
+  /** The pmap's lock across threads: the deferred-free list, and appends to the logs. */
   private qlock(): void {
     while (Atomics.compareExchange(this.q, Q_LOCK, 0, 1) !== 0) Atomics.wait(this.q, Q_LOCK, 1, 1);
   }
