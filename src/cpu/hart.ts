@@ -40,6 +40,13 @@ const TLB_CTX_WORDS = TLB_ENTRIES * TLB_ENTRY_WORDS;
  */
 const TLB_VICTIMS = 8;
 
+/** Makes the soft-TLB entry at word `e` of `t` (a table or the victims) match no access. */
+function dropTags(t: Int32Array, e: number): void {
+  t[e + TLB_TAG_READ] = TLB_INVALID;
+  t[e + TLB_TAG_WRITE] = TLB_INVALID;
+  t[e + TLB_TAG_EXEC] = TLB_INVALID;
+}
+
 // PTE bits, privileged spec 4.3.1
 const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
 
@@ -1914,15 +1921,11 @@ export class Hart {
       const start = this.tw + c * TLB_CTX_WORDS;
       const end = start + TLB_CTX_WORDS;
       for (let i = start; i < end; i += TLB_ENTRY_WORDS) {
-        T[i + TLB_TAG_READ] = TLB_INVALID;
-        T[i + TLB_TAG_WRITE] = TLB_INVALID;
-        T[i + TLB_TAG_EXEC] = TLB_INVALID;
+        dropTags(T, i);
       }
       const V = this.victims;
       for (let v = c * TLB_VICTIMS * TLB_ENTRY_WORDS, ve = v + TLB_VICTIMS * TLB_ENTRY_WORDS; v < ve; v += TLB_ENTRY_WORDS) {
-        V[v + TLB_TAG_READ] = TLB_INVALID;
-        V[v + TLB_TAG_WRITE] = TLB_INVALID;
-        V[v + TLB_TAG_EXEC] = TLB_INVALID;
+        dropTags(V, v);
       }
     }
     this.fetchTagLo = TLB_INVALID;
@@ -1955,9 +1958,7 @@ export class Hart {
     const idx = ((lo >>> 12) & TLB_MASK) * TLB_ENTRY_WORDS;
     for (let c = 0; c < TLB_CONTEXTS; c++) {
       const e = this.tw + c * TLB_CTX_WORDS + idx;
-      T[e + TLB_TAG_READ] = TLB_INVALID;
-      T[e + TLB_TAG_WRITE] = TLB_INVALID;
-      T[e + TLB_TAG_EXEC] = TLB_INVALID;
+      dropTags(T, e);
     }
     // Victims with the same index (whatever their high bits: the flush may be for any of them).
     const V = this.victims;
@@ -1965,9 +1966,7 @@ export class Hart {
     for (let v = 0; v < V.length; v += TLB_ENTRY_WORDS) {
       if (((V[v + TLB_TAG_READ]! ^ page) & (TLB_MASK << 12)) === 0 || ((V[v + TLB_TAG_WRITE]! ^ page) & (TLB_MASK << 12)) === 0
         || ((V[v + TLB_TAG_EXEC]! ^ page) & (TLB_MASK << 12)) === 0) {
-        V[v + TLB_TAG_READ] = TLB_INVALID;
-        V[v + TLB_TAG_WRITE] = TLB_INVALID;
-        V[v + TLB_TAG_EXEC] = TLB_INVALID;
+        dropTags(V, v);
       }
     }
     this.fetchTagLo = TLB_INVALID;
@@ -2046,9 +2045,7 @@ export class Hart {
           (T[e + TLB_TAG_WRITE] === tag && T[e + TLB_TAG_WRITE + TLB_HI] === hi) ||
           (T[e + TLB_TAG_EXEC] === tag && T[e + TLB_TAG_EXEC + TLB_HI] === hi))) {
         this.evict(ctx / TLB_CTX_WORDS, e);
-        T[e + TLB_TAG_READ] = TLB_INVALID;
-        T[e + TLB_TAG_WRITE] = TLB_INVALID;
-        T[e + TLB_TAG_EXEC] = TLB_INVALID;
+        dropTags(T, e);
       }
       T[e + TLB_MADDR] = frameAddr | 0;
       T[e + TLB_GPPN] = Math.floor(gpa / PAGE_SIZE) | 0;
