@@ -79,10 +79,10 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
         case 4: out.push(r(pick([0x00, 0x01, 0x08, 0x09]), fr, Math.floor(rnd() * 32), 7, Math.floor(rnd() * 32), 0x53)); break; // fadd/fmul .s/.d
         case 5: out.push(r(pick([0x50, 0x51]), fr, Math.floor(rnd() * 32), pick([0, 1, 2]), rd, 0x53)); break; // fle/flt/feq
         case 6: out.push(r(0x61, pick([0, 2]), fr, 1, rd, 0x53)); break; // fcvt.w.d / fcvt.l.d, RTZ
-        default: { // an AMO on an aligned data word
+        default: { // an AMO on a data word, now and then misaligned
           const t = pick(FREE);
           const f3 = pick([2, 3]);
-          out.push(i(8 * Math.floor(rnd() * 255), 2, 0, t, 0x13));
+          out.push(i(8 * Math.floor(rnd() * 255) + (rnd() < 0.1 ? 4 : 0), 2, 0, t, 0x13)); // .D at +4: misaligned, a trap
           const f5 = pick([0, 1, 2, 3, 4, 8, 0xc, 0x10, 0x14, 0x18, 0x1c]);
           out.push(r(f5 << 2, f5 === 2 ? 0 : reg(), t, f3, rd, 0x2f));
         }

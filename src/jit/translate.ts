@@ -28,7 +28,7 @@
  */
 import { MSTATUS } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_HI, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
-import { encodeModule, F64, FunctionBody, I32, I64, OP, SIMD, type Label } from './wasm.js';
+import { ATOMIC, encodeModule, F64, FunctionBody, I32, I64, OP, SIMD, type Label } from './wasm.js';
 
 const MSTATUS_FS = MSTATUS.FS;
 
@@ -158,6 +158,8 @@ const enum Kind {
   Fp,
   /** FLW, FLD, FSW, FSD: the soft-TLB fast path inline, else interpreted in place. */
   FpMem,
+  /** AMOs, LR and SC: on a soft-TLB hit with the host's atomics, else interpreted in place. */
+  Amo,
 }
 
 interface Block {
@@ -207,6 +209,13 @@ function classify(insn: number): Kind {
     // boundary after them (Hart.csrWriteQuiet); ECALL, xRET, WFI and SFENCE end it.
     case 0x73: return f3 === 0 || f3 === 4 ? Kind.System : Kind.Step;
     case 0x07: case 0x27: return f3 === 2 || f3 === 3 ? Kind.FpMem : Kind.Step;
+    case 0x2f: {
+      // Reserved encodings (another width, funct5, LR with rs2 != 0) raise in the interpreter.
+      const f5 = insn >>> 27;
+      if (f3 !== 2 && f3 !== 3) return Kind.Step;
+      if (f5 === 2) return ((insn >>> 20) & 31) === 0 ? Kind.Amo : Kind.Step;
+      return f5 <= 4 || f5 === 8 || f5 === 0xc || f5 === 0x10 || f5 === 0x14 || f5 === 0x18 || f5 === 0x1c ? Kind.Amo : Kind.Step;
+    }
     case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return Kind.Fp;
     default: return Kind.Step;
   }
@@ -302,6 +311,7 @@ function discover(src: RegionSource, start: number): Block[] {
 /** Registers an instruction reads or writes natively (bit i: x_i). */
 function regsOf(i: Insn): number {
   if (i.kind === Kind.FpMem) return 1 << ((i.insn >>> 15) & 31);
+  if (i.kind === Kind.Amo) return (1 << ((i.insn >>> 7) & 31)) | (1 << ((i.insn >>> 15) & 31)) | (1 << ((i.insn >>> 20) & 31));
   if (i.kind === Kind.Fp && fpFastOp(i.insn)?.kind === 'cvt') return 1 << ((i.insn >>> 15) & 31);
   if (i.kind !== Kind.Native) return 0;
   const rd = (i.insn >>> 7) & 31, rs1 = (i.insn >>> 15) & 31, rs2 = (i.insn >>> 20) & 31;
@@ -316,6 +326,7 @@ function regsOf(i: Insn): number {
 
 /** The register an instruction writes natively (bit i: x_i). */
 function writesOf(i: Insn): number {
+  if (i.kind === Kind.Amo) return 1 << ((i.insn >>> 7) & 31);
   if (i.kind !== Kind.Native) return 0;
   switch (i.insn & 0x7f) {
     case 0x37: case 0x17: case 0x6f: case 0x67: case 0x03: case 0x13: case 0x1b: case 0x33: case 0x3b:
@@ -754,6 +765,9 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
       case Kind.FpMem:
         emitFpMem(e, ins, rest);
         break;
+      case Kind.Amo:
+        emitAmo(e, ins, rest);
+        break;
       case Kind.Native:
         if (emitNative(e, ins, rest, index)) return;
         break;
@@ -815,6 +829,106 @@ function emitFpMem(e: Emitter, ins: Insn, rest: number): void {
     else f.mem(OP.i64_load32_u, 2, 0).i64(0, -1).op(OP.i64_or); // NaN-boxed
     f.mem(OP.i64_store, 3, fslot);
     e.markFsDirty();
+  }
+  f.else_();
+  emitStep(e, ins, rest);
+  f.end();
+}
+
+/**
+ * The A extension (unprivileged spec chapter 13) with the soft-TLB fast path
+ * inline: the host's atomic instructions on the shared machine memory make an
+ * AMO atomic against the other harts' (interpreted or translated) as the
+ * interpreter's Atomics calls do. LR and SC keep the interpreter's reservation
+ * (SLOT.RES_ADDR, the machine address, and SLOT.RES_VALUE, the value loaded):
+ * SC succeeds when the address is reserved and memory still holds that value.
+ * A miss, a misaligned address or MMIO is interpreted in place.
+ */
+function emitAmo(e: Emitter, ins: Insn, rest: number): void {
+  const f = e.f;
+  const insn = ins.insn;
+  const rd = (insn >>> 7) & 31;
+  const rs2 = (insn >>> 20) & 31;
+  const f5 = insn >>> 27;
+  const w = ((insn >>> 12) & 7) === 2;
+  const al = w ? 2 : 3;
+  /** Pushes x[rs2] at the access's width. */
+  const src = (): void => { e.x(rs2); if (w) f.op(OP.i32_wrap_i64); };
+  /** Pops the old value at the access's width into x[rd], sign-extended. */
+  const result = (): void => { if (w) f.op(OP.i64_extend_i32_s); e.setX(rd); };
+  emitAddress(e, (insn >>> 15) & 31, 0);
+  emitTlbHit(e, f5 === 2 ? TLB_TAG_READ : TLB_TAG_WRITE, w ? 4 : 8);
+  f.if_();
+  emitHostAddress(e);
+  f.set(e.a1);
+  switch (f5) {
+    case 2: // LR
+      f.get(e.a1).atomic(w ? ATOMIC.i32_load : ATOMIC.i64_load, al);
+      if (w) f.op(OP.i64_extend_i32_s);
+      f.set(e.t1);
+      e.block();
+      f.get(e.a1).op(OP.i64_extend_i32_u).mem(OP.i64_store, 3, 8 * SLOT.RES_ADDR);
+      e.block();
+      f.get(e.t1).mem(OP.i64_store, 3, 8 * SLOT.RES_VALUE);
+      f.get(e.t1);
+      e.setX(rd);
+      break;
+    case 3: // SC: rd = 0 on success, 1 on failure; the reservation is gone either way
+      e.block();
+      f.mem(OP.i64_load, 3, 8 * SLOT.RES_ADDR).get(e.a1).op(OP.i64_extend_i32_u).op(OP.i64_eq);
+      f.if_(I64);
+      e.block();
+      f.mem(OP.i64_load, 3, 8 * SLOT.RES_VALUE).set(e.t1);
+      f.get(e.a1).get(e.t1);
+      if (w) f.op(OP.i32_wrap_i64);
+      src();
+      f.atomic(w ? ATOMIC.i32_rmw_cmpxchg : ATOMIC.i64_rmw_cmpxchg, al);
+      f.get(e.t1);
+      if (w) f.op(OP.i32_wrap_i64).op(OP.i32_ne);
+      else f.op(OP.i64_ne);
+      f.op(OP.i64_extend_i32_u);
+      f.else_();
+      f.i64(1, 0);
+      f.end();
+      f.set(e.t1);
+      e.block();
+      f.i64(-1, -1).mem(OP.i64_store, 3, 8 * SLOT.RES_ADDR);
+      f.get(e.t1);
+      e.setX(rd);
+      break;
+    case 0x10: case 0x14: case 0x18: case 0x1c: {
+      // AMOMIN/MAX[U]: compare-and-swap until memory did not change in between.
+      const cmp = f5 === 0x10 ? (w ? OP.i32_lt_s : OP.i64_lt_s) : f5 === 0x14 ? (w ? OP.i32_gt_s : OP.i64_gt_s)
+        : f5 === 0x18 ? (w ? OP.i32_lt_u : OP.i64_lt_u) : (w ? OP.i32_gt_u : OP.i64_gt_u);
+      const old = w ? e.a0 : e.t1;
+      const seen = w ? e.ok() : e.t2;
+      f.get(e.a1).atomic(w ? ATOMIC.i32_load : ATOMIC.i64_load, al).set(old);
+      const again = f.loop();
+      f.get(e.a1).get(old);
+      f.get(old);
+      src();
+      f.get(old);
+      src();
+      f.op(cmp).op(OP.select);
+      f.atomic(w ? ATOMIC.i32_rmw_cmpxchg : ATOMIC.i64_rmw_cmpxchg, al).tee(seen);
+      f.get(old).op(w ? OP.i32_ne : OP.i64_ne);
+      f.if_();
+      f.get(seen).set(old).br(again);
+      f.end();
+      f.end();
+      f.get(old);
+      result();
+      break;
+    }
+    default: {
+      const op = f5 === 0 ? (w ? ATOMIC.i32_rmw_add : ATOMIC.i64_rmw_add) : f5 === 1 ? (w ? ATOMIC.i32_rmw_xchg : ATOMIC.i64_rmw_xchg)
+        : f5 === 4 ? (w ? ATOMIC.i32_rmw_xor : ATOMIC.i64_rmw_xor) : f5 === 8 ? (w ? ATOMIC.i32_rmw_or : ATOMIC.i64_rmw_or)
+          : (w ? ATOMIC.i32_rmw_and : ATOMIC.i64_rmw_and);
+      f.get(e.a1);
+      src();
+      f.atomic(op, al);
+      result();
+    }
   }
   f.else_();
   emitStep(e, ins, rest);

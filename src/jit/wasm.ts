@@ -51,6 +51,17 @@ export const OP = {
 /** Vector instructions (prefix 0xfd; core spec 5.4.8, relaxed SIMD for relaxed_madd). */
 export const SIMD = { f64x2_splat: 0x14, f64x2_extract_lane: 0x21, f64x2_relaxed_madd: 0x107 } as const;
 
+/**
+ * Atomic memory instructions (prefix 0xfe; the threads proposal, "Atomic Memory
+ * Accesses"): each takes a memarg whose alignment must be the access's natural one.
+ */
+export const ATOMIC = {
+  i32_load: 0x10, i64_load: 0x11,
+  i32_rmw_add: 0x1e, i64_rmw_add: 0x1f, i32_rmw_and: 0x2c, i64_rmw_and: 0x2d,
+  i32_rmw_or: 0x33, i64_rmw_or: 0x34, i32_rmw_xor: 0x3a, i64_rmw_xor: 0x3b,
+  i32_rmw_xchg: 0x41, i64_rmw_xchg: 0x42, i32_rmw_cmpxchg: 0x48, i64_rmw_cmpxchg: 0x49,
+} as const;
+
 /** Block type "no result" (core spec 5.4.1). */
 const BLOCK_VOID = 0x40;
 
@@ -169,6 +180,15 @@ export class FunctionBody extends ByteWriter {
   }
 
   /** A vector instruction; `lane` for the lane-indexed ones. */
+  /** An atomic access of natural alignment log2 `align`, at the address on the stack plus `offset`. */
+  atomic(o: number, align: number, offset = 0): this {
+    this.byte(0xfe);
+    this.uleb(o);
+    this.uleb(align);
+    this.uleb(offset);
+    return this;
+  }
+
   simd(o: number, lane?: number): this {
     this.byte(0xfd);
     this.uleb(o);
