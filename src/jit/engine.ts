@@ -20,6 +20,7 @@ import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
 import { CHECK_SPAN, chainModule, encodeRegions, HELPER_EXPORTS, helperModule, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
 import { hostFusedMadd } from './fma.js';
+import { tuneWasmTiering } from './v8-tiering.js';
 
 export type JitMode = 'off' | 'on' | 'eager';
 
@@ -158,10 +159,11 @@ export class Jit implements HartAccelerator {
   private credited = 0;
 
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
-    this.threshold = opts.threshold ?? 2000;
+    this.threshold = opts.threshold ?? 1000;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 64;
     this.fusedMadd = opts.fusedMadd ?? hostFusedMadd();
+    tuneWasmTiering();
     this.watch.fill(-this.threshold);
     hart.setJumpWatch(this.watch);
     const mem = hart.mem;
