@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Clock } from '../src/cpu/clock.js';
-import { PRIV_M } from '../src/cpu/csr-numbers.js';
+import { PRIV_M, PRIV_S, PRIV_U } from '../src/cpu/csr-numbers.js';
 import type { Exit } from '../src/cpu/exit.js';
 import { Hart } from '../src/cpu/hart.js';
 import { Jit } from '../src/jit/index.js';
@@ -22,6 +22,7 @@ const DATA_BYTES = 0x2000;
 const HOLE = 0x1000_0000;
 
 const MEPC = 0x341, MTVEC = 0x305, MINSTRET = 0xb02, MSTATUS = 0x300, FCSR = 0x003;
+const SSTATUS = 0x100, SSCRATCH = 0x140, SEPC = 0x141, SCAUSE = 0x142, STVAL = 0x143;
 
 /** Registers the generator may write: x2 is the data pointer, x30/x31 belong to the handler and loop. */
 const FREE = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29];
@@ -89,9 +90,16 @@ function randomProgram(seed: number, length: number, rounds: number): number[] {
       }
     } else if (c < 0.96) { // a load from the hole: MMIO exit, then an access fault to the handler
       out.push(lui(HOLE >>> 12, rd), i(0, rd, 3, pick(FREE), 0x03));
-    } else { // CSR read of minstret (interpreted in place) and an illegal instruction (trap)
+    } else if (rnd() < 0.5) { // CSR read of minstret (interpreted in place) and an illegal instruction (trap)
       out.push(csrrs(MINSTRET, 0, rd));
       if (rnd() < 0.5) out.push(0xffffffff);
+    } else { // sstatus and the S-mode trap CSRs: inline or interpreted in place, by operand
+      const csr = pick([SSTATUS, SSTATUS, SSCRATCH, SEPC, SCAUSE, STVAL]);
+      const f3 = pick([1, 2, 3, 5, 6, 7]);
+      let src = reg();
+      if (f3 >= 5) src = pick([0, 2, 2, Math.floor(rnd() * 32)]); // uimm: SIE alone mostly
+      else if (csr === SSTATUS && rnd() < 0.7) { src = pick(FREE); out.push(i(pick([0, 2, 2, 0x22]), 0, 0, src, 0x13)); }
+      out.push(i(csr, src, f3, rd, 0x73));
     }
   }
   // Loop back: addi x31,x31,-1; bne x31,x0,top
@@ -113,10 +121,10 @@ function words(ws: readonly number[]): Uint8Array {
   return out;
 }
 
-function setup(program: readonly number[], jit: 'off' | 'eager'): { hart: Hart; pmap: Pmap; jit: Jit | null } {
+function setup(program: readonly number[], jit: 'off' | 'eager', ecallExitMask = 1 << PRIV_M): { hart: Hart; pmap: Pmap; jit: Jit | null } {
   const mem = MachineMemory.create(8 << 20);
   const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM, size: 1 << 20 }]);
-  const hart = new Hart({ mem, pmap, clock: Clock.create('instructions'), hartId: 0, ecallExitMask: 1 << PRIV_M });
+  const hart = new Hart({ mem, pmap, clock: Clock.create('instructions'), hartId: 0, ecallExitMask });
   pmap.write(CODE, words(program));
   pmap.write(HANDLER, words(HANDLER_CODE));
   pmap.write(DATA, new Uint8Array(DATA_BYTES).map((_v, k) => (k * 37 + 11) & 0xff));
@@ -243,6 +251,53 @@ test('an FP instruction after a CSR write in the same block sees the new roundin
   assert.equal(t.mstatus, a.mstatus);
   assert.equal(t.minstret, a.minstret);
   assert.ok(t.jit!.stats.instructionsTranslated > 0);
+});
+
+test('S-mode CSR accesses run inline in S-mode as interpreted, and are illegal from U-mode', () => {
+  const csr = (c: number, f3: number, rs1: number, rd: number): number => i(c, rs1, f3, rd, 0x73);
+  const body = [
+    lui(0x1, 7), i(0x235, 7, 0, 7, 0x13), // x7 = 0x1235 (odd)
+    csr(SSCRATCH, 1, 7, 8), csr(SSCRATCH, 2, 0, 9), // x8 = old sscratch, x9 = 0x1235
+    csr(SEPC, 1, 7, 0), csr(SEPC, 2, 0, 10), // x10 = 0x1234: sepc[0] is zero
+    csr(SCAUSE, 6, 5, 11), csr(SCAUSE, 7, 1, 12), csr(SCAUSE, 2, 0, 13), // scause |= 5, &= ~1
+    csr(STVAL, 1, 7, 0), csr(STVAL, 3, 7, 14), csr(STVAL, 2, 0, 15),
+    csr(SSTATUS, 6, 2, 16), csr(SSTATUS, 7, 2, 17), csr(SSTATUS, 2, 0, 18), // SIE on (no interrupt pending), off
+    i(2, 0, 0, 19, 0x13), csr(SSTATUS, 2, 19, 20), csr(SSTATUS, 3, 19, 21), csr(SSTATUS, 2, 0, 22),
+    lui(0x40, 23), i(2, 23, 0, 23, 0x13), csr(SSTATUS, 3, 23, 24), csr(SSTATUS, 2, 0, 25), // SUM and SIE: interpreted
+    ECALL,
+  ];
+  for (const priv of [PRIV_S, PRIV_U]) {
+    const prologue = [
+      lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(MTVEC, 30, 0),
+      i(-1, 0, 0, 5, 0x13), csrrw(0x3b0, 5, 0), i(0x1f, 0, 0, 5, 0x13), csrrw(0x3a0, 5, 0), // PMP: all of memory RWX for S and U
+      lui(2, 5), i(-0x800, 5, 0, 5, 0x13), // x5 = 0x1800, mstatus.MPP
+      i(MSTATUS, 5, 3, 0, 0x73), // csrrc mstatus, x5: MPP = U
+      i(priv << 10, 0, 0, 5, 0x13), i(1, 5, 1, 5, 0x13), i(MSTATUS, 5, 2, 0, 0x73), // csrrs mstatus: MPP = priv
+      ...[8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 25].map((x) => i(77, 0, 0, x, 0x13)),
+    ];
+    const at = CODE + 4 * (prologue.length + 6);
+    prologue.push(lui((at >>> 12) & 0xfffff, 6), i(at & 0xfff, 6, 0, 6, 0x13), i(32, 6, 1, 6, 0x13), i(32, 6, 5, 6, 0x13), csrrw(MEPC, 6, 0), MRET);
+    const prog = [...prologue, ...body];
+    const runs = (['off', 'eager'] as const).map((mode) => {
+      const m = setup(prog, mode, (1 << PRIV_M) | (1 << PRIV_S) | (1 << PRIV_U));
+      const e = runToEcall(m.hart, 100_000);
+      assert.deepEqual(e, { kind: 'ecall', priv });
+      const regs: bigint[] = [];
+      for (let k = 0; k < 32; k++) regs.push(m.hart.getX(k));
+      return { regs, mstatus: m.hart.readCsr(MSTATUS), jit: m.jit };
+    });
+    const [a, t] = runs as [typeof runs[0], typeof runs[0]];
+    for (let k = 0; k < 32; k++) assert.equal(t.regs[k], a.regs[k], `priv ${priv}: x${k}`);
+    assert.equal(t.mstatus, a.mstatus, `priv ${priv}: mstatus`);
+    if (priv === PRIV_S) {
+      assert.deepEqual([a.regs[9], a.regs[10], a.regs[13], a.regs[15]], [0x1235n, 0x1234n, 4n, 0n]);
+      assert.equal(a.regs[17]! & 2n, 2n, 'csrrci returns SIE as set by csrrsi');
+      assert.equal(a.regs[18]! & 2n, 0n, 'and clears it');
+    } else {
+      for (const x of [8, 9, 10, 13, 16, 18, 25]) assert.equal(a.regs[x], 77n, `U-mode: x${x} untouched (illegal instruction)`);
+    }
+    assert.ok(t.jit!.stats.instructionsTranslated > 0);
+  }
 });
 
 /** x5 = 1 at `target`; the program writes "x5 = 2" over it and runs it again. */

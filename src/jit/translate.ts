@@ -26,7 +26,7 @@
  * - On leaving, a region with a budget left returns it, and the chaining loop
  *   looks the successor up and calls it, without returning to JavaScript.
  */
-import { MSTATUS } from '../cpu/csr-numbers.js';
+import { CSR, MSTATUS, PRIV_S } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_HI, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
 import { ATOMIC, encodeModule, F64, FunctionBody, I32, I64, OP, SIMD, type Label } from './wasm.js';
 
@@ -160,6 +160,8 @@ const enum Kind {
   FpMem,
   /** AMOs, LR and SC: on a soft-TLB hit with the host's atomics, else interpreted in place. */
   Amo,
+  /** Accesses to sstatus.SIE and the S-mode trap CSRs (csrFast): inline in S-mode, else interpreted in place. */
+  Csr,
 }
 
 interface Block {
@@ -207,7 +209,7 @@ function classify(insn: number): Kind {
     case 0x0f: return f3 <= 1 ? Kind.Native : Kind.Step; // FENCE, FENCE.I: stores to code are tracked exactly
     // CSR accesses run in place and the region goes on unless the hart needs a slice
     // boundary after them (Hart.csrWriteQuiet); ECALL, xRET, WFI and SFENCE end it.
-    case 0x73: return f3 === 0 || f3 === 4 ? Kind.System : Kind.Step;
+    case 0x73: return f3 === 0 || f3 === 4 ? Kind.System : csrFast(insn) ? Kind.Csr : Kind.Step;
     case 0x07: case 0x27: return f3 === 2 || f3 === 3 ? Kind.FpMem : Kind.Step;
     case 0x2f: {
       // Reserved encodings (another width, funct5, LR with rs2 != 0) raise in the interpreter.
@@ -312,6 +314,7 @@ function discover(src: RegionSource, start: number): Block[] {
 function regsOf(i: Insn): number {
   if (i.kind === Kind.FpMem) return 1 << ((i.insn >>> 15) & 31);
   if (i.kind === Kind.Amo) return (1 << ((i.insn >>> 7) & 31)) | (1 << ((i.insn >>> 15) & 31)) | (1 << ((i.insn >>> 20) & 31));
+  if (i.kind === Kind.Csr) return (1 << ((i.insn >>> 7) & 31)) | ((i.insn & 0x4000) === 0 ? 1 << ((i.insn >>> 15) & 31) : 0);
   if (i.kind === Kind.Fp && fpFastOp(i.insn)?.kind === 'cvt') return 1 << ((i.insn >>> 15) & 31);
   if (i.kind !== Kind.Native) return 0;
   const rd = (i.insn >>> 7) & 31, rs1 = (i.insn >>> 15) & 31, rs2 = (i.insn >>> 20) & 31;
@@ -326,7 +329,7 @@ function regsOf(i: Insn): number {
 
 /** The register an instruction writes natively (bit i: x_i). */
 function writesOf(i: Insn): number {
-  if (i.kind === Kind.Amo) return 1 << ((i.insn >>> 7) & 31);
+  if (i.kind === Kind.Amo || i.kind === Kind.Csr) return 1 << ((i.insn >>> 7) & 31);
   if (i.kind !== Kind.Native) return 0;
   switch (i.insn & 0x7f) {
     case 0x37: case 0x17: case 0x6f: case 0x67: case 0x03: case 0x13: case 0x1b: case 0x33: case 0x3b:
@@ -768,6 +771,9 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
       case Kind.Amo:
         emitAmo(e, ins, rest);
         break;
+      case Kind.Csr:
+        emitCsr(e, ins, rest);
+        break;
       case Kind.Native:
         if (emitNative(e, ins, rest, index)) return;
         break;
@@ -929,6 +935,89 @@ function emitAmo(e: Emitter, ins: Insn, rest: number): void {
       f.atomic(op, al);
       result();
     }
+  }
+  f.else_();
+  emitStep(e, ins, rest);
+  f.end();
+}
+
+// ---- CSR accesses inline (privileged spec 12.1)
+//
+// A kernel saves, clears and restores sstatus.SIE around every spinlock and
+// reads and writes sscratch, sepc, scause and stval on every trap; in place,
+// each cost a call into the interpreter and its BigInt CSR path. These have no
+// side effect beyond their slot as long as no interrupt gets enabled.
+
+const SIE = MSTATUS.SIE;
+/** sstatus as a view of mstatus (SIE, SPIE, SPP, FS, SUM, MXR, UXL, SD). */
+const SSTATUS_LO = MSTATUS.SIE | MSTATUS.SPIE | MSTATUS.SPP | MSTATUS.FS | MSTATUS.SUM | MSTATUS.MXR;
+const SSTATUS_HI = 3 | (1 << 31);
+const TRAP_CSR_SLOT: Readonly<Record<number, number>> = {
+  [CSR.sscratch]: SLOT.SSCRATCH, [CSR.sepc]: SLOT.SEPC, [CSR.scause]: SLOT.SCAUSE, [CSR.stval]: SLOT.STVAL,
+};
+
+/** CSR instructions emitCsr handles: set/clear (or read) of sstatus, any access to the S-mode trap CSRs. */
+function csrFast(insn: number): boolean {
+  const csr = insn >>> 20;
+  const f3 = (insn >>> 12) & 7;
+  if (csr === CSR.sstatus) return (f3 & 3) >= 2;
+  return TRAP_CSR_SLOT[csr] !== undefined;
+}
+
+/**
+ * Inline when the hart is in S-mode or above (these CSRs are S-level: from
+ * U-mode they are illegal) and, for sstatus, when the operand touches SIE at
+ * most and does not set it where it was clear (enabling interrupts may make
+ * one deliverable: the interpreter checks, and ends the region if so).
+ */
+function emitCsr(e: Emitter, ins: Insn, rest: number): void {
+  const f = e.f;
+  const insn = ins.insn;
+  const csr = insn >>> 20;
+  const f3 = (insn >>> 12) & 7;
+  const rd = (insn >>> 7) & 31;
+  const rs1 = (insn >>> 15) & 31;
+  const op = f3 & 3;
+  const writes = op === 1 || rs1 !== 0;
+  // The operand in t2 first: rd may be rs1.
+  if ((f3 & 4) !== 0) f.i64(rs1, 0);
+  else e.x(rs1);
+  f.set(e.t2);
+  e.block();
+  f.mem(OP.i32_load, 2, 8 * SLOT.PRIV).i32(PRIV_S).op(OP.i32_ge_u);
+  if (csr === CSR.sstatus) {
+    e.block();
+    f.mem(OP.i64_load, 3, 8 * SLOT.MSTATUS).set(e.t1);
+    if (writes) {
+      // Only SIE in the operand, and (for a set) SIE already on or not being set.
+      f.get(e.t2).i64(~SIE, -1).op(OP.i64_and).op(OP.i64_eqz).op(OP.i32_and);
+      if (op === 2) f.get(e.t2).get(e.t1).i64(-1, -1).op(OP.i64_xor).op(OP.i64_and).op(OP.i64_eqz).op(OP.i32_and);
+    }
+    f.if_();
+    if (writes && op === 3) {
+      e.block();
+      f.get(e.t1).get(e.t2).i64(-1, -1).op(OP.i64_xor).op(OP.i64_and).mem(OP.i64_store, 3, 8 * SLOT.MSTATUS);
+    }
+    // The value read: SD summarises FS = Dirty.
+    f.get(e.t1);
+    f.get(e.t1).i64(MSTATUS.FS, 0).op(OP.i64_and).i64(MSTATUS.FS, 0).op(OP.i64_eq).op(OP.i64_extend_i32_u).i64(63, 0).op(OP.i64_shl);
+    f.op(OP.i64_or).i64(SSTATUS_LO, SSTATUS_HI).op(OP.i64_and);
+    e.setX(rd);
+  } else {
+    const slot = 8 * TRAP_CSR_SLOT[csr]!;
+    f.if_();
+    e.block();
+    f.mem(OP.i64_load, 3, slot).set(e.t1);
+    if (writes) {
+      e.block();
+      if (op === 1) f.get(e.t2);
+      else if (op === 2) f.get(e.t1).get(e.t2).op(OP.i64_or);
+      else f.get(e.t1).get(e.t2).i64(-1, -1).op(OP.i64_xor).op(OP.i64_and);
+      if (csr === CSR.sepc) f.i64(-2, -1).op(OP.i64_and); // IALIGN 16: sepc[0] is zero
+      f.mem(OP.i64_store, 3, slot);
+    }
+    f.get(e.t1);
+    e.setX(rd);
   }
   f.else_();
   emitStep(e, ins, rest);
