@@ -26,6 +26,7 @@ import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDL
 import { createBareMetal } from '../src/machine/baremetal.js';
 import { runHart } from '../src/machine/hart-loop.js';
 import { Guest } from '../test/guest.js';
+import { cli, discoNode } from '../test/support.js';
 import { benchDir, buildProgram, PROGRAMS, root } from './build-programs.js';
 
 const { values } = parseArgs({
@@ -48,7 +49,6 @@ if (!Number.isInteger(repeat) || repeat < 1 || !Number.isInteger(runs) || runs <
   process.exit(2);
 }
 
-const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const haveQemu = spawnSync('qemu-system-riscv64', ['--version']).status === 0;
 const BOOT_MS = 900_000;
 const WORK_MS = 1_800_000;
@@ -111,7 +111,7 @@ async function guestRows(): Promise<void> {
 /** Wall seconds of one whole process running a bare-metal program to its end. */
 function processSeconds(sys: System, elf: string): Promise<number> {
   const [cmd, args] = sys.kind === 'disco'
-    ? [process.execPath, [cli, 'run', '--jit', sys.jit, '--bios', elf, '--max-instructions', '20000000000']]
+    ? [discoNode[0]!, [...discoNode.slice(1), cli, 'run', '--jit', sys.jit, '--bios', elf, '--max-instructions', '20000000000']]
     : ['qemu-system-riscv64', ['-M', 'spike', '-m', '128', '-nographic', '-bios', 'none', '-kernel', elf]];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();

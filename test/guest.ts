@@ -1,10 +1,11 @@
 /**
  * Drives a guest through its console from a test or a benchmark: wait for
- * text, type commands. By default the guest is `disco run ARGS`; `command`
+ * text, type commands. By default the guest is `disco run ARGS` (as the
+ * installed command starts it: discoNode); `command`
  * runs another program (QEMU, for comparisons).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { cli } from './support.js';
+import { cli, discoNode } from './support.js';
 
 export class Guest {
   readonly proc: ChildProcessWithoutNullStreams;
@@ -13,7 +14,7 @@ export class Guest {
   readonly exited: Promise<number | null>;
   private waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  constructor(args: readonly string[], command: readonly string[] = [process.execPath, cli, 'run']) {
+  constructor(args: readonly string[], command: readonly string[] = [...discoNode, cli, 'run']) {
     this.proc = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stdout.setEncoding('utf8');
     this.proc.stderr.setEncoding('utf8');

@@ -1,6 +1,6 @@
 /** Shared helpers of the test suite: paths, building RISC-V programs, running the CLI. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -8,6 +8,17 @@ import { fileURLToPath } from 'node:url';
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const buildDir = join(root, 'build', 'test');
 export const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+
+/**
+ * Node and the flags `disco` runs with (its #! line), so that tests and
+ * benchmarks start Disco as the installed command does: [node, ...flags].
+ */
+export const discoNode: readonly string[] = (() => {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node((?: --[a-z0-9-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!m) throw new Error(`${cli}: unexpected first line ${JSON.stringify(first)}`);
+  return [process.execPath, ...m[1]!.split(' ').filter(Boolean)];
+})();
 
 /** Assembles a bare-metal program (with test/asm/link.ld) and returns the ELF's path. */
 export function buildAsm(name: string, source: string, extraFlags: readonly string[] = []): string {

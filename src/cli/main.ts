@@ -1,7 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 /**
  * The `disco` command line. Errors are one line on stderr and a non-zero exit;
  * DISCO_DEBUG=1 adds the stack for developers.
+ *
+ * One V8 platform thread: V8's optimising compiler recompiles hot translated
+ * regions on the platform's threads (four by default), and on a 2-core host
+ * they took the vCPU thread's core from it for about a second of every boot
+ * (docs/decisions.md). Tests and benchmarks start Disco with the flags of
+ * this line (test/support.ts, discoNode).
  */
 import { isJitMode, type JitMode } from '../jit/index.js';
 import { readFileSync } from 'node:fs';
