@@ -102,6 +102,8 @@ int main(void) {
 #define R32(a) (*(volatile uint32_t *)(uintptr_t)(a))
 #define W32(a, v) (*(volatile uint32_t *)(uintptr_t)(a) = (v))
 
+static inline uint64_t rdtime_(void) { uint64_t t; asm volatile("rdtime %0" : "=r"(t)); return t; }
+
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 static struct desc ring_desc[8] __attribute__((aligned(4096)));
 static volatile uint16_t ring_avail[2 + 8 + 1] __attribute__((aligned(4096)));
@@ -129,7 +131,8 @@ static uint32_t dma(uint64_t dev, uint64_t target, uint32_t len, uint64_t desc_a
   ring_avail[1] = 1;
   asm volatile("fence" ::: "memory");
   W32(dev + 0x50, 0);                       /* QueueNotify */
-  for (int spin = 0; spin < 2000000 && (ring_used[0] >> 16) == 0 && !(R32(dev + 0x70) & 0x40); spin++) {}
+  /* The device answers from another thread: wait by the clock (5 s of 10 MHz mtime), not by a spin count. */
+  for (uint64_t t0 = rdtime_(); (ring_used[0] >> 16) == 0 && !(R32(dev + 0x70) & 0x40) && rdtime_() - t0 < 50000000ull;) {}
   return R32(dev + 0x70) | ((ring_used[0] >> 16) << 16);
 }
 
