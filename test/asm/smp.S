@@ -5,7 +5,10 @@
 # total is exact.  Also: an sc fails after a store by the other hart between
 # the lr and the sc; hart 1 interrupts hart 0 through msip; mhartid.
 # Tests 1..19 fail on hart 0, 100.. on hart 1.
-# disco: --cpus 2
+# disco: --cpus 2 --max-instructions 400000000
+# (a hart's bounded waits, WAIT_LIMIT iterations of 5 instructions, outlast the
+# runner's default of 50 M instructions: with translated spin loops that is
+# ~50 ms, less than the other hart's thread may wait for a core on a busy host)
 #include "common.h"
 
 #define N          4000               /* iterations of each loop, per hart */
