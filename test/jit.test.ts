@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { Clock } from '../src/cpu/clock.js';
 import { PRIV_M, PRIV_S, PRIV_U } from '../src/cpu/csr-numbers.js';
 import type { Exit } from '../src/cpu/exit.js';
-import { Hart } from '../src/cpu/hart.js';
+import { Hart, jumpWatchIndex } from '../src/cpu/hart.js';
 import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
@@ -298,6 +298,41 @@ test('S-mode CSR accesses run inline in S-mode as interpreted, and are illegal f
     }
     assert.ok(t.jit!.stats.instructionsTranslated > 0);
   }
+});
+
+test('an entry whose jump-watch slot another translation holds is translated while it loops in its batch, not after it', () => {
+  // A and B share a jump-watch slot (flipping pc bits 2, 14 and 26 leaves the hash alone)
+  // and not a tagged hot-table entry; A is translated first, then B loops.
+  const A = DRAM + 0x1000;
+  const B = (A ^ (1 << 2) ^ (1 << 14) ^ (1 << 26)) >>> 0;
+  assert.equal(jumpWatchIndex(A | 0, 0xffff), jumpWatchIndex(B | 0, 0xffff));
+  assert.notEqual((A >>> 1) & 0xffff, (B >>> 1) & 0xffff);
+  const prologue = [i(1000, 0, 0, 6, 0x13), lui(5, 8), jal(A - (CODE + 8), 0)]; // x6 = 1000, x8 = 20480; j A
+  const atA = [
+    i(1, 5, 0, 5, 0x13), b(-4, 6, 5, 4), // x5 counts to 1000 (blt x5, x6)
+    lui((B >>> 12) & 0xfffff, 9), i(32, 9, 1, 9, 0x13), i(32, 9, 5, 9, 0x13), i(B & 0xfff, 9, 0, 9, 0x13),
+    i(0, 9, 0, 0, 0x67), // jr x9
+  ];
+  const atB = [i(1, 7, 0, 7, 0x13), b(-4, 8, 7, 1), ECALL]; // x7 counts to 20480 (bne x7, x8)
+  const runs = (['off', 'on'] as const).map((mode) => {
+    const mem = MachineMemory.create(128 << 20);
+    const pmap = Pmap.create(mem, [{ name: 'dram', kind: 'ram', base: DRAM, size: 72 << 20 }]);
+    const hart = new Hart({ mem, pmap, clock: Clock.create('instructions'), hartId: 0, ecallExitMask: 1 << PRIV_M });
+    pmap.write(CODE, words(prologue));
+    pmap.write(A, words(atA));
+    pmap.write(B, words(atB));
+    hart.reset(BigInt(CODE));
+    // Batches large enough that neither entry's batch fills: only running while queued translates it.
+    const jit = mode === 'on' ? new Jit(hart, { threshold: 50, batch: 64 }) : null;
+    if (jit) hart.attachAccelerator(jit);
+    assert.equal(runToEcall(hart, 100_000).kind, 'ecall');
+    return { x5: hart.getX(5), x7: hart.getX(7), steps: hart.steps, jit };
+  });
+  const [a, t] = runs as [typeof runs[0], typeof runs[0]];
+  assert.deepEqual([t.x5, t.x7, t.steps], [a.x5, a.x7, a.steps]);
+  assert.deepEqual([a.x5, a.x7], [1000n, 20480n]);
+  // B's loop is 41 k instructions; waiting for the batch (128 slice boundaries) would interpret all of it.
+  assert.ok(t.jit!.stats.interpreted < 5_000, `interpreted ${t.jit!.stats.interpreted}`);
 });
 
 /** x5 = 1 at `target`; the program writes "x5 = 2" over it and runs it again. */

@@ -77,7 +77,11 @@ export function sumJitStats(all: readonly JitStats[]): JitStats {
 const SLICE = 8192;
 const HOT_ENTRIES = 65536;
 
-/** Tagged hot-counter values (entries whose jump-watch slot another translation holds): queued, or translation failed. */
+/**
+ * Tagged hot-counter values (entries whose jump-watch slot another translation
+ * holds): translation failed, or queued (HOT_QUEUED - n: arrived n more times
+ * while it waited for its batch).
+ */
 const HOT_QUEUED = -2;
 const HOT_FAILED = -1;
 
@@ -366,7 +370,21 @@ export class Jit implements HartAccelerator {
         this.hot[hi] = 0;
       }
       const c = this.hot[hi]!;
-      if (c < 0) return null; // queued, or failed before
+      if (c === HOT_FAILED) return null;
+      if (c <= HOT_QUEUED) {
+        // Queued, and running while it waits (a hot loop): as with the jump watch,
+        // another QUEUED_WAIT x threshold arrivals translate the batch now.
+        if (!this.pending.some((p) => p.pcLo === pcLo && p.pcHi === pcHi)) {
+          this.hot[hi] = 0; // no longer waiting (cannot happen: a batch resets its entries' counts): count again
+          return null;
+        }
+        if (HOT_QUEUED - c < QUEUED_WAIT * this.threshold) {
+          this.hot[hi] = c - 1;
+          return null;
+        }
+        this.flush();
+        return this.pages.get(maddrPage)?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
+      }
       if (c < this.threshold) {
         this.hot[hi] = c + 1;
         return null;
