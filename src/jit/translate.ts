@@ -946,7 +946,9 @@ function emitAmo(e: Emitter, ins: Insn, rest: number): void {
 // A kernel saves, clears and restores sstatus.SIE around every spinlock and
 // reads and writes sscratch, sepc, scause and stval on every trap; in place,
 // each cost a call into the interpreter and its BigInt CSR path. These have no
-// side effect beyond their slot as long as no interrupt gets enabled.
+// side effect beyond their slot as long as no interrupt gets enabled. (The
+// hart has no H extension: with one, V=1 would redirect these accesses to the
+// VS CSRs, and this path would have to check V.)
 
 const SIE = MSTATUS.SIE;
 /** sstatus as a view of mstatus (SIE, SPIE, SPP, FS, SUM, MXR, UXL, SD). */
