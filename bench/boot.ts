@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDLINE } from '../src/image/index.js';
-import { cli, discoNode } from '../test/support.js';
+import { discoSpawn } from '../test/support.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TIMEOUT_MS = 600_000;
@@ -42,8 +42,8 @@ const initrd = join(dir, 'initrd.gz');
 writeFileSync(initrd, await defaultInitramfs(images, { modules: BASE_MODULES }));
 const common = ['-m', '512', '-smp', '1'];
 const rows: [string, number][] = [];
-rows.push(['Disco, SBI in the hypervisor', await timeToReady(discoNode[0]!, [...discoNode.slice(1), cli, 'run', '--kernel', images.kernel, '--initrd', initrd, '--append', INITRAMFS_CMDLINE, '--memory', '512'])]);
-rows.push(['Disco, OpenSBI fw_jump', await timeToReady(discoNode[0]!, [...discoNode.slice(1), cli, 'run', '--bios', images.opensbiFwJump, '--kernel', images.kernel, '--initrd', initrd, '--append', INITRAMFS_CMDLINE, '--memory', '512'])]);
+rows.push(['Disco, SBI in the hypervisor', await timeToReady(...discoSpawn(['run', '--kernel', images.kernel, '--initrd', initrd, '--append', INITRAMFS_CMDLINE, '--memory', '512']))]);
+rows.push(['Disco, OpenSBI fw_jump', await timeToReady(...discoSpawn(['run', '--bios', images.opensbiFwJump, '--kernel', images.kernel, '--initrd', initrd, '--append', INITRAMFS_CMDLINE, '--memory', '512']))]);
 const qemu = spawnSync('qemu-system-riscv64', ['--version'], { encoding: 'utf8' });
 let qemuTime: number | null = null;
 if (qemu.status === 0) {

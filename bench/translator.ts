@@ -26,7 +26,7 @@ import { BASE_MODULES, defaultInitramfs, fetchImages, INIT_READY, INITRAMFS_CMDL
 import { createBareMetal } from '../src/machine/baremetal.js';
 import { runHart } from '../src/machine/hart-loop.js';
 import { Guest } from '../test/guest.js';
-import { cli, discoNode } from '../test/support.js';
+import { discoSpawn } from '../test/support.js';
 import { benchDir, buildProgram, PROGRAMS, root } from './build-programs.js';
 
 const { values } = parseArgs({
@@ -111,7 +111,7 @@ async function guestRows(): Promise<void> {
 /** Wall seconds of one whole process running a bare-metal program to its end. */
 function processSeconds(sys: System, elf: string): Promise<number> {
   const [cmd, args] = sys.kind === 'disco'
-    ? [discoNode[0]!, [...discoNode.slice(1), cli, 'run', '--jit', sys.jit, '--bios', elf, '--max-instructions', '20000000000']]
+    ? discoSpawn(['run', '--jit', sys.jit, '--bios', elf, '--max-instructions', '20000000000'])
     : ['qemu-system-riscv64', ['-M', 'spike', '-m', '128', '-nographic', '-bios', 'none', '-kernel', elf]];
   return new Promise((resolve, reject) => {
     const t0 = performance.now();

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { apiRequest, type ApiReply } from '../src/api/client.js';
 import { join } from 'node:path';
-import { buildDir, cli, discoNode, root } from './support.js';
+import { buildDir, discoSpawn, root } from './support.js';
 
 export type ProbeMode = 'VICTIM' | 'HOSTILE' | 'SPIN' | 'SPIN_SMP' | 'FLOOD' | 'IDLE';
 
@@ -52,7 +52,7 @@ export class HostProcess {
   constructor(args: readonly string[] = []) {
     this.dir = mkdtempSync(join(tmpdir(), 'disco-host-'));
     this.socket = join(this.dir, 'disco.sock');
-    this.proc = spawn(discoNode[0]!, [...discoNode.slice(1), cli, 'serve', '--socket', this.socket, ...args], {
+    this.proc = spawn(...discoSpawn(['serve', '--socket', this.socket, ...args]), {
       env: { ...process.env, DISCO_RUN_DIR: this.dir }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc.stderr!.setEncoding('utf8');

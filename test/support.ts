@@ -20,6 +20,11 @@ export const discoNode: readonly string[] = (() => {
   return [process.execPath, ...m[1]!.split(' ').filter(Boolean)];
 })();
 
+/** `disco ARGS` as spawn's command and arguments, started as discoNode. */
+export function discoSpawn(args: readonly string[]): [string, string[]] {
+  return [discoNode[0]!, [...discoNode.slice(1), cli, ...args]];
+}
+
 /** Assembles a bare-metal program (with test/asm/link.ld) and returns the ELF's path. */
 export function buildAsm(name: string, source: string, extraFlags: readonly string[] = []): string {
   mkdirSync(buildDir, { recursive: true });
@@ -59,7 +64,7 @@ ${TOHOST}`;
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
 export function runCli(args: readonly string[], timeoutMs = 60_000): CliResult {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync(...discoSpawn(args), { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

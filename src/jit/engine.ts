@@ -382,8 +382,7 @@ export class Jit implements HartAccelerator {
           this.hot[hi] = c - 1;
           return null;
         }
-        this.flush();
-        return this.pages.get(maddrPage)?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
+        return this.translateNow(maddrPage, pcLo, pcHi);
       }
       if (c < this.threshold) {
         this.hot[hi] = c + 1;
@@ -393,16 +392,19 @@ export class Jit implements HartAccelerator {
     } else {
       if (this.pending.some((p) => p.pcLo === pcLo && p.pcHi === pcHi)) {
         // Hot while it waits: translate the batch now.
-        this.flush();
-        return this.pages.get(maddrPage)?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
+        return this.translateNow(maddrPage, pcLo, pcHi);
       }
       this.watch[wk] = this.threshold > 0 ? -QUEUED_WAIT * this.threshold : WATCH_FAILED;
     }
     this.pending.push({ pcLo, pcHi, maddrPage, gppn: R[te + TLB_GPPN]! >>> 0 });
     if (this.pending.length < this.batch) return null;
+    return this.translateNow(maddrPage, pcLo, pcHi);
+  }
+
+  /** Translates the queued batch and returns its region for pc (null if it could not be translated). */
+  private translateNow(maddrPage: number, pcLo: number, pcHi: number): Region | null {
     this.flush();
-    const list = this.pages.get(maddrPage);
-    return list?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
+    return this.pages.get(maddrPage)?.find((r) => entersAt(r, pcLo, pcHi)) ?? null;
   }
 
   /** The word index of pc's lookup entry, or -1. */

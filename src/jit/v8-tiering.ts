@@ -7,7 +7,7 @@
  * recompilations cost several seconds of host CPU that the vCPU threads
  * compete with on a small machine, while most regions run too few times
  * afterwards to repay it. A larger budget sends only the regions that keep
- * running to TurboFan (docs/benchmarks.md, "Where the time goes";
+ * running to TurboFan (docs/benchmarks.md, "Where the rest goes";
  * docs/decisions.md).
  */
 import { setFlagsFromString } from 'node:v8';

@@ -179,7 +179,6 @@ export class FunctionBody extends ByteWriter {
     return this;
   }
 
-  /** A vector instruction; `lane` for the lane-indexed ones. */
   /** An atomic access of natural alignment log2 `align`, at the address on the stack plus `offset`. */
   atomic(o: number, align: number, offset = 0): this {
     this.byte(0xfe);
@@ -189,6 +188,7 @@ export class FunctionBody extends ByteWriter {
     return this;
   }
 
+  /** A vector instruction; `lane` for the lane-indexed ones. */
   simd(o: number, lane?: number): this {
     this.byte(0xfd);
     this.uleb(o);
