@@ -368,6 +368,10 @@ class Emitter {
   /** Continue at the page offset noff (chaining). */
   exitOff!: Label;
   top!: Label;
+  /** The label whose end starts block i's code; open while blocks before i are emitted. */
+  blockLabels: Label[] = [];
+  /** The block being emitted. */
+  current = 0;
 
   constructor(readonly src: RegionSource, usedMask: number, writtenMask: number) {
     const f = this.f;
@@ -647,9 +651,11 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.top = f.loop();
   const labels: Label[] = [];
   for (let i = blocks.length - 1; i >= 0; i--) labels[i] = f.block();
+  e.blockLabels = labels;
   f.get(e.bb).brTable(labels, labels[0]!);
   for (let i = 0; i < blocks.length; i++) {
     f.end();
+    e.current = i;
     emitBlock(e, blocks[i]!, i, index, checked[i] !== 0 ? span[i]! : 0);
   }
   f.end(); // loop
@@ -709,11 +715,16 @@ export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
   });
 }
 
-/** Continues at page offset `off`: another block of the region, or out through the lookup table. */
+/**
+ * Continues at page offset `off`: another block of the region, or out through the
+ * lookup table. A block later in the layout is a direct branch (its label is still
+ * open); an earlier one goes back through the loop's br_table.
+ */
 function goTo(e: Emitter, off: number, index: Map<number, number>): void {
   const j = index.get(off);
-  if (j !== undefined) e.f.i32(j).set(e.bb).br(e.top);
-  else e.exitAt(off);
+  if (j === undefined) e.exitAt(off);
+  else if (j > e.current) e.f.br(e.blockLabels[j]!);
+  else e.f.i32(j).set(e.bb).br(e.top);
 }
 
 function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, check: number): void {
