@@ -512,32 +512,27 @@ class Emitter {
 export function chainModule(blockAddr: number, lookupAddr: number): Uint8Array {
   const f = new FunctionBody([I32]);
   const left = 0;
+  const pc = f.local(I64);
   const lo = f.local(I32);
   const ent = f.local(I32);
   const r = f.local(I32);
+  // An entry's first 8 bytes are its pc as an i64 (low word first): one compare per way.
   const top = f.loop();
-  f.i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC).tee(lo);
+  f.i32(blockAddr).mem(OP.i64_load, 3, 8 * SLOT.PC).tee(pc).op(OP.i32_wrap_i64).tee(lo);
   f.i32(1).op(OP.i32_shr_u).get(lo).i32(13).op(OP.i32_shr_u).op(OP.i32_xor);
-  f.i32(LOOKUP_SETS - 1).op(OP.i32_and).i32(5).op(OP.i32_shl);
-  f.i32(lookupAddr).op(OP.i32_add).tee(ent);
-  f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
-  f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
+  f.i32(LOOKUP_SETS - 1).op(OP.i32_and).i32(5).op(OP.i32_shl).tee(ent);
+  f.mem(OP.i64_load, 3, lookupAddr).get(pc).op(OP.i64_ne);
   f.if_();
-  f.get(ent).i32(16).op(OP.i32_add).tee(ent);
-  f.mem(OP.i32_load, 2, 0).get(lo).op(OP.i32_ne);
-  f.get(ent).mem(OP.i32_load, 2, 4).i32(blockAddr).mem(OP.i32_load, 2, 8 * SLOT.PC + 4).op(OP.i32_ne).op(OP.i32_or);
+  f.get(ent).i32(16).op(OP.i32_add).tee(ent).mem(OP.i64_load, 3, lookupAddr).get(pc).op(OP.i64_ne);
   f.if_();
   f.get(left).op(OP.return);
   f.end();
   f.end();
-  f.get(left).get(ent).mem(OP.i32_load, 2, 8).callIndirect(T_REGION).tee(r);
-  f.i32(0).op(OP.i32_lt_s);
+  f.get(left).get(ent).mem(OP.i32_load, 2, lookupAddr + 8).callIndirect(T_REGION).tee(r);
+  // Stop when the region stopped on purpose (r < 0, unsigned: huge) or ran nothing (r = left).
+  f.get(left).op(OP.i32_ge_u);
   f.if_();
   f.get(r).op(OP.return);
-  f.end();
-  f.get(r).get(left).op(OP.i32_eq);
-  f.if_();
-  f.get(left).op(OP.return);
   f.end();
   f.get(r).set(left).br(top);
   f.end();
