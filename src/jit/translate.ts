@@ -367,7 +367,8 @@ class Emitter {
   exitFar!: Label;
   /** Continue at the page offset noff (chaining). */
   exitOff!: Label;
-  top!: Label;
+  /** The loop around the blocks, if the region has a backward edge. */
+  top: Label | null = null;
   /** The label whose end starts block i's code; open while blocks before i are emitted. */
   blockLabels: Label[] = [];
   /** The block being emitted. */
@@ -643,17 +644,21 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.exitR = f.block();
   e.exitFar = f.block();
   e.exitOff = f.block();
-  e.top = f.loop();
+  // Without a backward edge no loop is needed, and with one entry no br_table:
+  // TurboFan's work grows with the phis such merges need for every local.
+  const back = blocks.some((b, i) => successors(b, index).some((j) => j <= i));
+  if (back) e.top = f.loop();
   const labels: Label[] = [];
   for (let i = blocks.length - 1; i >= 0; i--) labels[i] = f.block();
   e.blockLabels = labels;
-  f.get(e.bb).brTable(labels, labels[0]!);
+  if (back || entries.length > 0) f.get(e.bb).brTable(labels, labels[0]!);
+  else if (entry !== 0) f.br(labels[entry]!);
   for (let i = 0; i < blocks.length; i++) {
     f.end();
     e.current = i;
     emitBlock(e, blocks[i]!, i, index, checked[i] !== 0 ? span[i]! : 0);
   }
-  f.end(); // loop
+  if (back) f.end(); // loop
   f.end(); // exitOff: npc = the page's address + noff
   e.pc(0);
   f.get(e.noff).op(OP.i64_extend_i32_u).op(OP.i64_or).set(e.npc);
@@ -700,12 +705,31 @@ export function helperModule(): Uint8Array {
   });
 }
 
+/**
+ * The first functions of every region module: one per helper, calling it through
+ * the helper table. Regions call these directly: a call_indirect is a dozen
+ * TurboFan nodes (bounds, signature, target), and TurboFan's time grows with them.
+ */
+const W_LDW = 0;
+const W_STW = 1;
+const W_STEP = 2;
+const W_FP = 3;
+function helperWrappers(): { type: number; body: FunctionBody }[] {
+  const wrap = (type: number, params: number, h: number): { type: number; body: FunctionBody } => {
+    const body = new FunctionBody(TYPES[type]!.params, 8);
+    for (let i = 0; i < params; i++) body.get(i);
+    body.i32(h).callIndirect(type);
+    return { type, body };
+  };
+  return [wrap(T_LDW, 2, H_LDW), wrap(T_STW, 3, H_STW), wrap(T_STEP, 2, H_STEP), wrap(T_FP, 1, H_FP)];
+}
+
 /** One module holding translated regions (exports f0, f1, ... in order); it imports the helper table. */
 export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
   return encodeModule({
     types: TYPES,
     importFuncs: [],
-    funcs: bodies.map((body, i) => ({ type: T_REGION, body, export: `f${i}` })),
+    funcs: [...helperWrappers(), ...bodies.map((body, i) => ({ type: T_REGION, body, export: `f${i}` }))],
     importTable: 'hlp',
   });
 }
@@ -719,7 +743,8 @@ function goTo(e: Emitter, off: number, index: Map<number, number>): void {
   const j = index.get(off);
   if (j === undefined) e.exitAt(off);
   else if (j > e.current) e.f.br(e.blockLabels[j]!);
-  else e.f.i32(j).set(e.bb).br(e.top);
+  else if (e.top !== null) e.f.i32(j).set(e.bb).br(e.top);
+  else throw new Error('backward edge in a region without a loop');
 }
 
 function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, check: number): void {
@@ -763,7 +788,7 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
         }
         if (readsX) e.storeSome(1 << rs1);
         if (writesX) e.storeSome(1 << rd);
-        f.i32(ins.insn).i32(H_FP).callIndirect(T_FP);
+        f.i32(ins.insn).call(W_FP);
         f.if_();
         emitStep(e, ins, rest);
         f.end();
@@ -1263,7 +1288,7 @@ function emitFpFast(e: Emitter, op: FpFast): void {
 
 /** Calls the interpreter for one instruction; leaves its result (non-zero: leave the region) on the stack. */
 function emitStepCall(e: Emitter, ins: Insn, rest: number): void {
-  e.f.i32(meta(ins.off, 0, 0, ins.len, rest)).get(e.left).i32(H_STEP).callIndirect(T_STEP);
+  e.f.i32(meta(ins.off, 0, 0, ins.len, rest)).get(e.left).call(W_STEP);
 }
 
 /** Emits one translated instruction; true when it ended the block (a jump or branch). */
@@ -1334,7 +1359,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       f.mem(lop, f3 & 3, 0);
       f.else_();
       // The slow path: a trap or an exit leaves the region; the value is in the scratch slot.
-      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).i32(H_LDW).callIndirect(T_LDW).brIf(e.exitR);
+      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).call(W_LDW).brIf(e.exitR);
       e.block();
       f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH);
       f.end();
@@ -1354,7 +1379,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       // The slow path: a trap, an exit or a write to translated code leaves the region.
       f.get(e.t0);
       e.x(rs2);
-      f.i32(meta(ins.off, f3, 0, ins.len, rest)).i32(H_STW).callIndirect(T_STW).brIf(e.exitR);
+      f.i32(meta(ins.off, f3, 0, ins.len, rest)).call(W_STW).brIf(e.exitR);
       f.end();
       return false;
     }
