@@ -10,8 +10,11 @@
  *   check (at most CHECK_SPAN instructions), so a region never runs more
  *   instructions than it was given. A region refusing to start returns the
  *   budget unchanged.
- * - Guest integer registers live in i64 locals, loaded from the hart state block
- *   on entry and stored back on every way out.
+ * - Guest integer registers are cached in i64 locals, loaded from the hart state
+ *   block on entry; every write goes to both (write-through), so the block is
+ *   always current and no way out stores anything. (Storing on the way out meant
+ *   every exit edge carried every written register: TurboFan's time went mostly
+ *   into those merges.)
  * - The region is keyed by its virtual pc and the machine page it was read from:
  *   on entry it checks that the hart's fetch TLB still maps that pc to that page
  *   (any other address space, privilege or remapping makes it return at once).
@@ -20,7 +23,7 @@
  *   for the dispatcher (pc is then set, and the helper wrote how much of the
  *   block's budget to give back into SLOT.JIT_REFUND).
  * - Instructions not translated here (CSRs, atomics, ...) are interpreted in
- *   place through the `step` helper, registers stored around it.
+ *   place through the `step` helper: it reads the hart block, and rd is reloaded after it.
  * - Helpers learn the pc of the instruction from its page offset (in their
  *   argument) and the region's page (SLOT.JIT_PAGE, written on entry).
  * - On leaving, a region with a budget left returns it, and the chaining loop
@@ -327,17 +330,6 @@ function regsOf(i: Insn): number {
   }
 }
 
-/** The register an instruction writes natively (bit i: x_i). */
-function writesOf(i: Insn): number {
-  if (i.kind === Kind.Amo || i.kind === Kind.Csr) return 1 << ((i.insn >>> 7) & 31);
-  if (i.kind !== Kind.Native) return 0;
-  switch (i.insn & 0x7f) {
-    case 0x37: case 0x17: case 0x6f: case 0x67: case 0x03: case 0x13: case 0x1b: case 0x33: case 0x3b:
-      return 1 << ((i.insn >>> 7) & 31);
-    default: return 0;
-  }
-}
-
 class Emitter {
   readonly f = new FunctionBody([I32]);
   readonly left = 0;
@@ -357,8 +349,6 @@ class Emitter {
   readonly bb: number;
   readonly dctx: number;
   readonly usedMask: number;
-  /** Registers the region writes natively. */
-  readonly dirtyMask: number;
   /** Leave, pc set: stop chaining. */
   exit!: Label;
   /** Leave, pc set, giving back SLOT.JIT_REFUND instructions of the budget. */
@@ -374,10 +364,9 @@ class Emitter {
   /** The block being emitted. */
   current = 0;
 
-  constructor(readonly src: RegionSource, usedMask: number, writtenMask: number) {
+  constructor(readonly src: RegionSource, usedMask: number) {
     const f = this.f;
     this.usedMask = usedMask & ~1;
-    this.dirtyMask = writtenMask & this.usedMask;
     for (let r = 1; r < 32; r++) if (this.usedMask & (1 << r)) this.reg[r] = f.local(I64);
     this.t0 = f.local(I64);
     this.t1 = f.local(I64);
@@ -427,35 +416,20 @@ class Emitter {
     else this.f.get(this.reg[r]!);
   }
 
-  /** Pops into x_r (x0 discards). */
+  /** Pops into x_r (x0 discards), written through to the hart block. */
   setX(r: number): void {
-    if (r === 0) this.f.op(OP.drop);
-    else this.f.set(this.reg[r]!);
+    if (r === 0) {
+      this.f.op(OP.drop);
+      return;
+    }
+    this.f.set(this.reg[r]!);
+    this.block();
+    this.f.get(this.reg[r]!).mem(OP.i64_store, 3, 8 * (SLOT.X + r));
   }
 
   /** Pushes the hart state block's address. */
   block(): void {
     this.f.get(this.base);
-  }
-
-  /**
-   * Writes back the registers the region writes. The others' locals always equal
-   * the hart block: loaded on entry, never written natively, reloaded after the
-   * interpreter ran an instruction that may write them.
-   */
-  storeRegs(): void {
-    this.storeSome(this.dirtyMask);
-  }
-
-  /** Writes back those of `mask` (bit i: x_i) the region writes. */
-  storeSome(mask: number): void {
-    const m = mask & this.dirtyMask;
-    for (let r = 1; r < 32; r++) {
-      if ((m & (1 << r)) === 0) continue;
-      this.block();
-      this.f.get(this.reg[r]!);
-      this.f.mem(OP.i64_store, 3, 8 * (SLOT.X + r));
-    }
   }
 
   /** Reloads those of `mask` the region holds in locals. */
@@ -594,8 +568,7 @@ export function translateRegion(src: RegionSource): Translation | null {
   blocks.forEach((b, i) => index.set(b.start, i));
   let used = 0;
   let count = 0;
-  let written = 0;
-  for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); written |= writesOf(i); count++; }
+  for (const b of blocks) for (const i of b.insns) { used |= regsOf(i); count++; }
   const { checked, span } = budgetChecks(blocks, index);
   const entry = index.get(start)!;
   const falls: number[] = [];
@@ -605,7 +578,7 @@ export function translateRegion(src: RegionSource): Translation | null {
     else if (b.next >= 0 && !index.has(b.next)) falls.push(b.next);
   }
 
-  const e = new Emitter(src, used, written);
+  const e = new Emitter(src, used);
   const f = e.f;
   f.i32(src.blockAddr).set(e.base);
 
@@ -673,7 +646,6 @@ export function translateRegion(src: RegionSource): Translation | null {
   f.end(); // exit: pc already set; stop chaining (~left)
   f.i32(-1).get(e.left).op(OP.i32_sub).set(e.ret);
   f.end(); // common
-  e.storeRegs();
   f.get(e.ret);
 
   return { body: f, instructions: count, blocks: blocks.length, entries, falls: [...new Set(falls)] };
@@ -763,9 +735,8 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
     const rest = len - k - 1;
     switch (ins.kind) {
       case Kind.System:
-        // ECALL and CSR accesses may read any register, and the region ends here:
-        // everything is stored first, and nothing after (the interpreter set the pc).
-        e.storeRegs();
+        // ECALL and CSR accesses may read any register (the block is current), and
+        // the region ends here (the interpreter set the pc).
         emitStepCall(e, ins, rest);
         f.op(OP.drop);
         e.refund(rest);
@@ -777,17 +748,14 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
       case Kind.Fp: {
         // The helper fails (FP off, a reserved rounding mode) without side effects:
         // the interpreter then raises the trap.
-        const rd = (ins.insn >>> 7) & 31, rs1 = (ins.insn >>> 15) & 31;
+        const rd = (ins.insn >>> 7) & 31;
         const f7 = ins.insn >>> 25;
-        const readsX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x68 || f7 === 0x69 || f7 === 0x78 || f7 === 0x79);
         const writesX = (ins.insn & 0x7f) === 0x53 && (f7 === 0x50 || f7 === 0x51 || f7 === 0x60 || f7 === 0x61 || f7 === 0x70 || f7 === 0x71);
         const fast = fpFastOp(ins.insn);
         if (fast) {
           emitFpFast(e, fast);
           f.op(OP.i32_eqz).if_();
         }
-        if (readsX) e.storeSome(1 << rs1);
-        if (writesX) e.storeSome(1 << rd);
         f.i32(ins.insn).call(W_FP);
         f.if_();
         emitStep(e, ins, rest);
@@ -821,14 +789,13 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
 }
 
 /**
- * Interprets one instruction in place. The interpreter reads x[rs1], x[rs2] and
- * writes x[rd] at most (for FP and AMO instructions rd may name an f register:
- * storing and reloading x[rd] is then a no-op).
+ * Interprets one instruction in place. The interpreter reads the hart block
+ * (always current) and writes x[rd] at most (for FP and AMO instructions rd may
+ * name an f register: reloading x[rd] is then a no-op).
  */
 function emitStep(e: Emitter, ins: Insn, rest: number): void {
   const f = e.f;
   const rd = (ins.insn >>> 7) & 31;
-  e.storeSome((1 << ((ins.insn >>> 15) & 31)) | (1 << ((ins.insn >>> 20) & 31)) | (1 << rd));
   emitStepCall(e, ins, rest);
   f.set(e.a0);
   e.loadSome(1 << rd);
