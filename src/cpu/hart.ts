@@ -1982,8 +1982,9 @@ export class Hart {
     const priv = access === ACC_EXEC ? this.priv : this.dataPriv;
     let gpa: number;
     let pteFlags = PTE_R | PTE_W | PTE_X | PTE_D;
-    const satp = this.slotU(SLOT.SATP);
-    const mode = Number(satp >> 60n);
+    // satp (section 10.1.11): MODE is bits 60-63, PPN bits 0-43.
+    const satpHi = this.i32[this.xw + 2 * SLOT.SATP + 1]!;
+    const mode = satpHi >>> 28;
     if (priv === PRIV_M || mode === SATP_MODE_BARE) {
       // Physical addresses are 56 bits.
       if ((hi >>> 24) !== 0) this.raise(accessFaultCause(access), vaddr(lo, hi));
@@ -1993,7 +1994,7 @@ export class Hart {
       if (v >= 0) {
         gpa = v;
       } else {
-        gpa = this.walk(lo, hi, access, priv, mode, satp);
+        gpa = this.walk(lo, hi, access, priv, mode, (satpHi & 0xfff) * 4294967296 + (this.slotLo(SLOT.SATP) >>> 0));
         pteFlags = this.walkFlags;
       }
     }
@@ -2106,72 +2107,76 @@ export class Hart {
   }
 
   /** Sv39/Sv48 page-table walk (section 4.3.2) with hardware A/D update. Returns the guest-physical address. */
-  private walk(lo: number, hi: number, access: Access, priv: number, mode: number, satp: bigint): number {
+  private walk(lo: number, hi: number, access: Access, priv: number, mode: number, rootPpn: number): number {
+    // Integer arithmetic on the two 32-bit halves throughout: a walk runs on every
+    // soft-TLB miss, and BigInt or floating-point division here cost a boot ~3 %.
     this.walks++;
     const levels = mode === SATP_MODE_SV39 ? 3 : 4;
-    const vaBits = 12 + 9 * levels;
     const faultCause = access === ACC_EXEC ? CAUSE.FETCH_PAGE_FAULT : access === ACC_WRITE ? CAUSE.STORE_PAGE_FAULT : CAUSE.LOAD_PAGE_FAULT;
-    const va = vaddr(lo, hi);
-    // Bits above the VA width must equal its top bit.
-    const top = BigInt.asIntN(64, va) >> BigInt(vaBits - 1);
-    if (top !== 0n && top !== -1n) this.raise(faultCause, va);
-    const vaN = (hi & ((1 << (vaBits - 32)) - 1)) * 4294967296 + (lo >>> 0);
+    // Bits above the VA width (39 or 48) must equal its top bit.
+    const top = hi >> (9 * levels - 21);
+    if (top !== 0 && top !== -1) this.raise(faultCause, vaddr(lo, hi));
     const ms = this.slotLo(SLOT.MSTATUS);
-    let a = Number(satp & ((1n << 44n) - 1n)) * PAGE_SIZE;
+    const I = this.i32;
+    let a = rootPpn * PAGE_SIZE;
     for (let i = levels - 1; i >= 0; i--) {
-      const vpn = Math.floor(vaN / 2 ** (12 + 9 * i)) % 512;
+      // VPN[i] is VA bits 12+9i..20+9i (Sv39/Sv48 VA layout, privileged spec 10.4.1/10.5.1).
+      const vpn = (i < 2 ? lo >>> (12 + 9 * i) : i === 2 ? (lo >>> 30) | (hi << 2) : hi >>> 7) & 511;
       const pteAddr = a + vpn * 8;
       // Implicit accesses of the walk are checked by PMP as S-mode accesses (section 3.7.2).
-      if (!this.pmpCheck(pteAddr, 8, PMP_R, PRIV_S)) this.raise(accessFaultCause(access), va);
+      if (!this.pmpCheck(pteAddr, 8, PMP_R, PRIV_S)) this.raise(accessFaultCause(access), vaddr(lo, hi));
       const pidx = this.pmap.indexOf(pteAddr);
-      if (pidx < 0) this.raise(accessFaultCause(access), va);
+      if (pidx < 0) this.raise(accessFaultCause(access), vaddr(lo, hi));
       const ent = this.pmap.entry(pidx);
       if (ent === 0) this.exitWith({ kind: 'nomem', gpa: pteAddr });
-      const pma = (ent >>> PM_FRAME_SHIFT) * PAGE_SIZE + (pteAddr % PAGE_SIZE);
-      const qi = pma >>> 3;
-      let pte = Atomics.load(this.i64, qi);
+      const w = ((ent >>> PM_FRAME_SHIFT) * PAGE_SIZE + (pteAddr & (PAGE_SIZE - 1))) >>> 2;
       for (;;) {
-        const f = Number(pte & 0xffn);
-        if ((f & PTE_V) === 0 || ((f & PTE_R) === 0 && (f & PTE_W) !== 0)) this.raise(faultCause, va);
-        // Reserved high bits (no Svpbmt/Svnapot): must be zero.
-        if ((pte >> 54n) !== 0n) this.raise(faultCause, va);
-        const ppn = Number((pte >> 10n) & ((1n << 44n) - 1n));
+        // The PTE as one 64-bit value without a BigInt: the low word read again after the
+        // high one, so that a store by another hart between the two reads is seen and retried.
+        const plo = Atomics.load(I, w);
+        const phi = Atomics.load(I, w + 1);
+        if (Atomics.load(I, w) !== plo) continue;
+        const f = plo & 0xff;
+        if ((f & PTE_V) === 0 || ((f & PTE_R) === 0 && (f & PTE_W) !== 0)) this.raise(faultCause, vaddr(lo, hi));
+        // Reserved high bits 54-63 (no Svpbmt/Svnapot): must be zero.
+        if ((phi >>> 22) !== 0) this.raise(faultCause, vaddr(lo, hi));
+        // PPN: PTE bits 10-53.
+        const ppn = (phi & 0x3fffff) * 4194304 + (plo >>> 10);
         if ((f & (PTE_R | PTE_X)) === 0) {
           // Pointer to the next level; A, D, U are reserved there.
-          if (i === 0 || (f & (PTE_A | PTE_D | PTE_U)) !== 0) this.raise(faultCause, va);
+          if (i === 0 || (f & (PTE_A | PTE_D | PTE_U)) !== 0) this.raise(faultCause, vaddr(lo, hi));
           a = ppn * PAGE_SIZE;
           break;
         }
         // Leaf: permissions.
         if (priv === PRIV_U) {
-          if ((f & PTE_U) === 0) this.raise(faultCause, va);
+          if ((f & PTE_U) === 0) this.raise(faultCause, vaddr(lo, hi));
         } else if (f & PTE_U) {
-          if (access === ACC_EXEC || (ms & MSTATUS.SUM) === 0) this.raise(faultCause, va);
+          if (access === ACC_EXEC || (ms & MSTATUS.SUM) === 0) this.raise(faultCause, vaddr(lo, hi));
         }
         if (access === ACC_EXEC) {
-          if ((f & PTE_X) === 0) this.raise(faultCause, va);
+          if ((f & PTE_X) === 0) this.raise(faultCause, vaddr(lo, hi));
         } else if (access === ACC_READ) {
-          if ((f & PTE_R) === 0 && !((ms & MSTATUS.MXR) && (f & PTE_X))) this.raise(faultCause, va);
-        } else if ((f & PTE_W) === 0) this.raise(faultCause, va);
-        // Superpage alignment.
-        if (i > 0 && ppn % 2 ** (9 * i) !== 0) this.raise(faultCause, va);
-        // Hardware A/D update, atomically (section 4.3.2 step 7).
+          if ((f & PTE_R) === 0 && !((ms & MSTATUS.MXR) && (f & PTE_X))) this.raise(faultCause, vaddr(lo, hi));
+        } else if ((f & PTE_W) === 0) this.raise(faultCause, vaddr(lo, hi));
+        // Superpage alignment: the PPN's low 9i bits (at most 27) must be zero.
+        if (i > 0 && (((plo >>> 10) | (phi << 22)) & ((1 << (9 * i)) - 1)) !== 0) this.raise(faultCause, vaddr(lo, hi));
+        // Hardware A/D update, atomically on the whole PTE (section 4.3.2 step 7).
         const want = PTE_A | (access === ACC_WRITE ? PTE_D : 0);
         if ((f & want) !== want) {
-          if (!this.pmpCheck(pteAddr, 8, PMP_W, PRIV_S)) this.raise(accessFaultCause(access), va);
+          if (!this.pmpCheck(pteAddr, 8, PMP_W, PRIV_S)) this.raise(accessFaultCause(access), vaddr(lo, hi));
           if ((ent & PM_WRITE) === 0) this.exitWith({ kind: 'readonly', gpa: pteAddr });
-          const npte = pte | BigInt(want);
-          const prev = Atomics.compareExchange(this.i64, qi, pte, npte);
-          if (prev !== pte) { pte = prev; continue; }
-          pte = npte;
+          const pte = (BigInt(phi) << 32n) | BigInt(plo >>> 0);
+          if (Atomics.compareExchange(this.i64, w >>> 1, pte, pte | BigInt(want)) !== pte) continue;
         }
-        this.walkFlags = Number(pte & 0xffn);
-        const pageOff = vaN % 2 ** (12 + 9 * i);
-        const base = (ppn - (ppn % 2 ** (9 * i))) * PAGE_SIZE;
-        return base + pageOff;
+        this.walkFlags = f | want;
+        // The page offset is VA bits below 12+9i; the leaf's PPN is aligned to it.
+        const offLo = i < 2 ? lo & ((1 << (12 + 9 * i)) - 1) : i === 2 ? lo & 0x3fffffff : lo >>> 0;
+        const offHi = i === 3 ? (hi & 0x7f) * 4294967296 : 0;
+        return ppn * PAGE_SIZE + offHi + offLo;
       }
     }
-    this.raise(faultCause, va);
+    this.raise(faultCause, vaddr(lo, hi));
   }
 
   // ---------------------------------------------------------------- PMP (section 3.7)
