@@ -363,6 +363,13 @@ class Emitter {
   blockLabels: Label[] = [];
   /** The block being emitted. */
   current = 0;
+  /**
+   * Registers the pure loop being emitted (blocks deferFrom..deferTo, see pureLoops)
+   * keeps in locals only; they are stored when control leaves those blocks.
+   */
+  deferMask = 0;
+  deferFrom = -1;
+  deferTo = -1;
 
   constructor(readonly src: RegionSource, usedMask: number) {
     const f = this.f;
@@ -416,13 +423,14 @@ class Emitter {
     else this.f.get(this.reg[r]!);
   }
 
-  /** Pops into x_r (x0 discards), written through to the hart block. */
+  /** Pops into x_r (x0 discards), written through to the hart block unless a pure loop defers it. */
   setX(r: number): void {
     if (r === 0) {
       this.f.op(OP.drop);
       return;
     }
     this.f.set(this.reg[r]!);
+    if (this.deferMask & (1 << r)) return;
     this.block();
     this.f.get(this.reg[r]!).mem(OP.i64_store, 3, 8 * (SLOT.X + r));
   }
@@ -430,6 +438,15 @@ class Emitter {
   /** Pushes the hart state block's address. */
   block(): void {
     this.f.get(this.base);
+  }
+
+  /** Stores the registers a pure loop deferred: control leaves its blocks here. */
+  leaveDeferred(): void {
+    for (let r = 1; r < 32; r++) {
+      if ((this.deferMask & (1 << r)) === 0) continue;
+      this.block();
+      this.f.get(this.reg[r]!).mem(OP.i64_store, 3, 8 * (SLOT.X + r));
+    }
   }
 
   /** Reloads those of `mask` the region holds in locals. */
@@ -470,6 +487,7 @@ class Emitter {
 
   /** Leaves for page offset `off`, chaining. */
   exitAt(off: number): void {
+    this.leaveDeferred();
     if (off < 4096) {
       this.f.i32(off).set(this.noff).br(this.exitOff);
     } else {
@@ -559,6 +577,42 @@ function budgetChecks(blocks: readonly Block[], index: Map<number, number>): { c
   return { checked, span };
 }
 
+/**
+ * Loops (the blocks from a backward edge's target to its source, overlapping ones
+ * merged) whose instructions cannot leave the region except by their jumps and
+ * budget checks: no loads, stores or in-place instructions, only integer
+ * arithmetic and control flow. Such a loop keeps the registers it writes in
+ * locals and stores them where control leaves it, rather than at every write:
+ * nothing inside can read the hart block. mask: the registers its blocks write.
+ */
+function pureLoops(blocks: readonly Block[], index: Map<number, number>): { from: number; to: number; mask: number }[] {
+  const ranges: { from: number; to: number }[] = [];
+  blocks.forEach((b, i) => {
+    for (const j of successors(b, index)) if (j <= i) ranges.push({ from: j, to: i });
+  });
+  ranges.sort((a, b) => a.from - b.from);
+  const merged: { from: number; to: number }[] = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && r.from <= last.to) last.to = Math.max(last.to, r.to);
+    else merged.push({ ...r });
+  }
+  const out: { from: number; to: number; mask: number }[] = [];
+  for (const r of merged) {
+    let mask = 0;
+    let ok = true;
+    for (let i = r.from; i <= r.to && ok; i++) {
+      for (const ins of blocks[i]!.insns) {
+        const op = ins.insn & 0x7f;
+        if (ins.kind !== Kind.Native || op === 0x03 || op === 0x23) { ok = false; break; }
+        if (op !== 0x63 && op !== 0x0f) mask |= 1 << ((ins.insn >>> 7) & 31);
+      }
+    }
+    if (ok) out.push({ ...r, mask: mask & ~1 });
+  }
+  return out;
+}
+
 /** Compiles the region entered at src.pcLo/pcHi into a function body, or null if it holds nothing to translate. */
 export function translateRegion(src: RegionSource): Translation | null {
   const start = src.pcLo & 0xfff;
@@ -626,9 +680,14 @@ export function translateRegion(src: RegionSource): Translation | null {
   e.blockLabels = labels;
   if (back || entries.length > 0) f.get(e.bb).brTable(labels, labels[0]!);
   else if (entry !== 0) f.br(labels[entry]!);
+  const pure = pureLoops(blocks, index);
   for (let i = 0; i < blocks.length; i++) {
     f.end();
     e.current = i;
+    const p = pure.find((l) => l.from <= i && i <= l.to);
+    e.deferMask = p === undefined ? 0 : p.mask & e.usedMask;
+    e.deferFrom = p === undefined ? -1 : p.from;
+    e.deferTo = p === undefined ? -1 : p.to;
     emitBlock(e, blocks[i]!, i, index, checked[i] !== 0 ? span[i]! : 0);
   }
   if (back) f.end(); // loop
@@ -713,8 +772,12 @@ export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
  */
 function goTo(e: Emitter, off: number, index: Map<number, number>): void {
   const j = index.get(off);
-  if (j === undefined) e.exitAt(off);
-  else if (j > e.current) e.f.br(e.blockLabels[j]!);
+  if (j === undefined) {
+    e.exitAt(off);
+    return;
+  }
+  if (j < e.deferFrom || j > e.deferTo) e.leaveDeferred();
+  if (j > e.current) e.f.br(e.blockLabels[j]!);
   else if (e.top !== null) e.f.i32(j).set(e.bb).br(e.top);
   else throw new Error('backward edge in a region without a loop');
 }
@@ -781,7 +844,10 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
   // Fell off the end of the block.
   if (b.next >= 0) {
     const j = index.get(b.next);
-    if (j === i + 1) return; // the next block follows in the layout
+    if (j === i + 1) { // the next block follows in the layout
+      if (i === e.deferTo) e.leaveDeferred();
+      return;
+    }
     goTo(e, b.next, index);
   } else {
     f.op(OP.unreachable);
@@ -1286,6 +1352,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       const t = ins.off + jalImm(insn);
       if (t >= 0 && t < 4096) goTo(e, t, index);
       else {
+        e.leaveDeferred();
         e.pcPlus(t);
         f.set(e.npc).br(e.exitFar);
       }
@@ -1296,6 +1363,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       i64imm(immI);
       f.op(OP.i64_add).i64(-2, -1).op(OP.i64_and).set(e.npc);
       if (rd !== 0) { e.pc(ins.off + ins.len); e.setX(rd); }
+      e.leaveDeferred();
       f.br(e.exitFar);
       return true;
     }
@@ -1307,6 +1375,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       const t = ins.off + branchImm(insn);
       if (t >= 0 && t < 4096) goTo(e, t, index);
       else {
+        e.leaveDeferred();
         e.pcPlus(t);
         f.set(e.npc).br(e.exitFar);
       }
