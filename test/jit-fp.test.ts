@@ -13,7 +13,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
-import { csrrs, csrrwi, ECALL, i, jal, lui, r4, s } from './rv-encode.js';
+import { csrrs, csrrwi, ECALL, i, jal, lui, r4, s } from '../src/cpu/encode.js';
 
 const DRAM = 0x8000_0000;
 const IN = DRAM + 0x100000; // operands: 3 x 8 bytes per case

@@ -11,7 +11,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
-import { b, csrrs, csrrw, csrrwi, ECALL, i, jal, lui, MRET, r, s } from './rv-encode.js';
+import { b, csrrs, csrrw, csrrwi, ECALL, i, jal, lui, MRET, r, s } from '../src/cpu/encode.js';
 
 const DRAM = 0x8000_0000;
 const CODE = DRAM;

@@ -17,6 +17,7 @@ import { HSM_START_PENDING, HSM_STOPPED, serveSbi, SRST_SHUTDOWN, type SbiPlatfo
 import { StealTime } from './steal-time.js';
 import { enterSupervisor } from './supervisor.js';
 import { VcpuChannel, type VcpuChannelShared } from './vcpu-channel.js';
+import { warmInterpreter } from '../cpu/warmup.js';
 
 export interface VcpuWorkerData {
   readonly mem: MachineMemoryShared;
@@ -55,6 +56,7 @@ const pmap = Pmap.attach(mem, d.pmap);
 const clock = Clock.attach(d.clock);
 const ch = VcpuChannel.attach(d.channel);
 const id = d.hartId;
+warmInterpreter();
 const hart = new Hart({
   mem, pmap, clock, hartId: id, block: d.blocks[id]!, tlb: d.tlb,
   ecallExitMask: d.sbi ? 1 << PRIV_S : 0, machineTrapExit: d.sbi,

@@ -35,6 +35,7 @@ import type { RunGate, RunGateSpec } from './run-gate.js';
 import { VcpuThreads } from './vcpu-threads.js';
 import { StealTime } from './steal-time.js';
 import { enterSupervisor, prepareSupervisor } from './supervisor.js';
+import { warmInterpreter } from '../cpu/warmup.js';
 
 export const VIRT_MAP = {
   ROM: 0x1000,
@@ -313,6 +314,7 @@ export class VirtMachine {
     this.stealTime = new StealTime(this.pmap, cfg.cpus);
     this.clock = Clock.create(cfg.clock);
     const sbi = cfg.boot.kind === 'sbi';
+    warmInterpreter();
     for (let h = 0; h < cfg.cpus; h++) {
       this.harts.push(new Hart({
         mem: this.mem, pmap: this.pmap, clock: this.clock, hartId: h,

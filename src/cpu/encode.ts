@@ -1,4 +1,4 @@
-// RISC-V instruction encoders for tests that build programs in memory
+// RISC-V instruction encoders for code that builds programs in memory (tests, the interpreter warm-up)
 // (unprivileged spec, chapter 2 "RV32I Base Integer Instruction Set", and 34).
 
 export const r = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number =>
