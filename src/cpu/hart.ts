@@ -8,6 +8,7 @@
  *
  * The boundary with the caller is `run(budget) → Exit`, as with KVM_RUN.
  */
+import { DOUBLE_FIELD } from './counter.js';
 import { CAUSE, CSR, IRQ, MENVCFG_STCE, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP, MIP_STIP, MSTATUS, PRIV_M, PRIV_S, PRIV_U, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr-numbers.js';
 import type { Exit, LoadDest } from './exit.js';
 import { Fpu } from './fpu.js';
@@ -176,11 +177,13 @@ export class Hart {
   private mmioVa = 0n;
   /** Retired instructions not yet added to minstret/mcycle. */
   private unretired = 0;
-  /** Instructions executed since the hart was created (budget accounting). */
-  steps = 0;
+  /** Instructions executed since the hart was created (budget accounting). A double field: see DOUBLE_FIELD. */
+  steps = DOUBLE_FIELD;
   private accessTlbFill = true;
 
   constructor(opts: HartOptions) {
+    this.steps = 0;
+    this.walks = 0;
     this.hartId = opts.hartId;
     this.mem = opts.mem;
     this.pmap = opts.pmap;
@@ -2067,8 +2070,8 @@ export class Hart {
   }
 
   private walkFlags = 0;
-  /** Page-table walks so far (soft-TLB misses that found no victim entry). */
-  walks = 0;
+  /** Page-table walks so far (soft-TLB misses that found no victim entry). A double field: see DOUBLE_FIELD. */
+  walks = DOUBLE_FIELD;
 
   /**
    * A victim entry of the current context with a tag for this access: it and

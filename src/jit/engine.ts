@@ -19,6 +19,7 @@ import { PAGE_SIZE } from '../memory/machine-memory.js';
 import { CODE_LOG_ENTRIES, PM_FRAME_SHIFT } from '../memory/pmap.js';
 import { CHECK_SPAN, chainModule, encodeRegions, HELPER_EXPORTS, helperModule, LOOKUP_BYTES, LOOKUP_ENTRIES, lookupSet, META_F3_SHIFT, META_LEN4, META_OFF_MASK, META_RD_SHIFT, META_REST_SHIFT, translateRegion } from './translate.js';
 import type { FunctionBody } from './wasm.js';
+import { DOUBLE_FIELD } from '../cpu/counter.js';
 import { hostFusedMadd } from './fma.js';
 import { tuneWasmTiering } from './v8-tiering.js';
 
@@ -60,7 +61,10 @@ export interface JitStats {
 }
 
 export function emptyJitStats(): JitStats {
-  return { regions: 0, compiled: 0, instructionsTranslated: 0, compileMs: 0, wasmBytes: 0, evicted: 0, invalidated: 0, compileErrors: 0, modules: 0, interpreted: 0, entries: 0 };
+  const d = DOUBLE_FIELD;
+  const s: JitStats = { regions: d, compiled: d, instructionsTranslated: d, compileMs: d, wasmBytes: d, evicted: d, invalidated: d, compileErrors: d, modules: d, interpreted: d, entries: d };
+  for (const k of Object.keys(s) as (keyof JitStats)[]) s[k] = 0;
+  return s;
 }
 
 /** The counters of JitStats, in a fixed order (shared memory between a vCPU thread and its VM's thread). */
