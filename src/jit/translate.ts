@@ -31,7 +31,7 @@
  */
 import { CSR, MSTATUS, PRIV_S } from '../cpu/csr-numbers.js';
 import { SLOT, TLB_ENTRIES, TLB_HI, TLB_MADDR, TLB_TAG_EXEC, TLB_TAG_READ, TLB_TAG_WRITE } from '../cpu/layout.js';
-import { ATOMIC, encodeModule, F64, FunctionBody, I32, I64, OP, SIMD, type Label } from './wasm.js';
+import { ATOMIC, encodeModule, F64, FunctionBody, HINT_LIKELY, HINT_UNLIKELY, I32, I64, OP, SIMD, type Label } from './wasm.js';
 
 const MSTATUS_FS = MSTATUS.FS;
 
@@ -658,7 +658,7 @@ export function translateRegion(src: RegionSource): Translation | null {
   f.mem(OP.i64_load, 3, 4 * TLB_TAG_EXEC).i64(src.pcLo & -4096, src.pcHi).op(OP.i64_ne);
   f.get(e.a0).mem(OP.i32_load, 2, 4 * TLB_MADDR).i32(src.maddrPage | 0).op(OP.i32_ne).op(OP.i32_or);
   f.get(e.left).get(e.noff).op(OP.i32_lt_s).op(OP.i32_or);
-  f.if_();
+  f.if_(undefined, HINT_UNLIKELY);
   f.get(e.left).op(OP.return);
   f.end();
   e.block();
@@ -788,7 +788,7 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
   // Budget: a run of blocks starts only if all of it fits (budgetChecks).
   if (check > 0) {
     f.get(e.left).i32(check).op(OP.i32_lt_s);
-    f.if_();
+    f.if_(undefined, HINT_UNLIKELY);
     e.exitAt(b.start);
     f.end();
   }
@@ -817,10 +817,10 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
         const fast = fpFastOp(ins.insn);
         if (fast) {
           emitFpFast(e, fast);
-          f.op(OP.i32_eqz).if_();
+          f.op(OP.i32_eqz).if_(undefined, HINT_UNLIKELY);
         }
         f.i32(ins.insn).call(W_FP);
-        f.if_();
+        f.if_(undefined, HINT_UNLIKELY);
         emitStep(e, ins, rest);
         f.end();
         if (writesX) e.loadSome(1 << rd);
@@ -865,7 +865,7 @@ function emitStep(e: Emitter, ins: Insn, rest: number): void {
   emitStepCall(e, ins, rest);
   f.set(e.a0);
   e.loadSome(1 << rd);
-  f.get(e.a0).brIf(e.exitR);
+  f.get(e.a0).brIf(e.exitR, HINT_UNLIKELY);
 }
 
 /**
@@ -885,7 +885,7 @@ function emitFpMem(e: Emitter, ins: Insn, rest: number): void {
   emitTlbHit(e, store ? TLB_TAG_WRITE : TLB_TAG_READ, size);
   e.fsOn();
   f.op(OP.i32_and);
-  f.if_();
+  f.if_(undefined, HINT_LIKELY);
   emitHostAddress(e);
   if (store) {
     e.block();
@@ -928,7 +928,7 @@ function emitAmo(e: Emitter, ins: Insn, rest: number): void {
   const result = (): void => { if (w) f.op(OP.i64_extend_i32_s); e.setX(rd); };
   emitAddress(e, (insn >>> 15) & 31, 0);
   emitTlbHit(e, f5 === 2 ? TLB_TAG_READ : TLB_TAG_WRITE, w ? 4 : 8);
-  f.if_();
+  f.if_(undefined, HINT_LIKELY);
   emitHostAddress(e);
   f.set(e.a1);
   switch (f5) {
@@ -1389,13 +1389,13 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       emitAddress(e, rs1, immI);
       const size = 1 << (f3 & 3);
       emitTlbHit(e, TLB_TAG_READ, size);
-      f.if_(I64);
+      f.if_(I64, HINT_LIKELY);
       emitHostAddress(e);
       const lop = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u][f3]!;
       f.mem(lop, f3 & 3, 0);
       f.else_();
       // The slow path: a trap or an exit leaves the region; the value is in the scratch slot.
-      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).call(W_LDW).brIf(e.exitR);
+      f.get(e.t0).i32(meta(ins.off, f3, rd, ins.len, rest)).call(W_LDW).brIf(e.exitR, HINT_UNLIKELY);
       e.block();
       f.mem(OP.i64_load, 3, 8 * SLOT.JIT_SCRATCH);
       f.end();
@@ -1407,7 +1407,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       emitAddress(e, rs1, imm);
       const size = 1 << f3;
       emitTlbHit(e, TLB_TAG_WRITE, size);
-      f.if_();
+      f.if_(undefined, HINT_LIKELY);
       emitHostAddress(e);
       e.x(rs2);
       f.mem([OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store][f3]!, f3, 0);
@@ -1415,7 +1415,7 @@ function emitNative(e: Emitter, ins: Insn, rest: number, index: Map<number, numb
       // The slow path: a trap, an exit or a write to translated code leaves the region.
       f.get(e.t0);
       e.x(rs2);
-      f.i32(meta(ins.off, f3, 0, ins.len, rest)).call(W_STW).brIf(e.exitR);
+      f.i32(meta(ins.off, f3, 0, ins.len, rest)).call(W_STW).brIf(e.exitR, HINT_UNLIKELY);
       f.end();
       return false;
     }

@@ -17,9 +17,14 @@ export const WASM_TIERING_BUDGET = 30_000_000;
 
 let applied = false;
 
-/** Set once per process before the first region is compiled: V8 reads the flag when it instantiates a module. */
+/**
+ * Set once per process before the first region is compiled: V8 reads the flags when it compiles and
+ * instantiates a module. Branch hints (an experimental feature in V8 11) let TurboFan move a region's
+ * slow paths (soft-TLB misses, helper exits, budget exits) out of line.
+ */
 export function tuneWasmTiering(): void {
   if (applied) return;
   applied = true;
   setFlagsFromString(`--wasm-tiering-budget=${WASM_TIERING_BUDGET}`);
+  setFlagsFromString('--experimental-wasm-branch-hinting');
 }
