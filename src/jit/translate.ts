@@ -11,10 +11,12 @@
  *   instructions than it was given. A region refusing to start returns the
  *   budget unchanged.
  * - Guest integer registers are cached in i64 locals, loaded from the hart state
- *   block on entry; every write goes to both (write-through), so the block is
- *   always current and no way out stores anything. (Storing on the way out meant
- *   every exit edge carried every written register: TurboFan's time went mostly
- *   into those merges.)
+ *   block on entry; a write reaches the block at the next instruction that can
+ *   read it or leave the region (anything but integer arithmetic), once per
+ *   register however often it was written, and before that instruction on the
+ *   straight path, so the block is current wherever control can leave and no
+ *   way out stores anything. (Storing on the way out meant every exit edge
+ *   carried every written register: TurboFan's time went mostly into those merges.)
  * - The region is keyed by its virtual pc and the machine page it was read from:
  *   on entry it checks that the hart's fetch TLB still maps that pc to that page
  *   (any other address space, privilege or remapping makes it return at once).
@@ -370,6 +372,12 @@ class Emitter {
   deferMask = 0;
   deferFrom = -1;
   deferTo = -1;
+  /**
+   * Registers written since the last point where anything can read the hart block
+   * (a load, store, jump, branch or any instruction other than integer arithmetic):
+   * stored there, once each, rather than at every write.
+   */
+  private dirty = 0;
 
   constructor(readonly src: RegionSource, usedMask: number) {
     const f = this.f;
@@ -423,7 +431,10 @@ class Emitter {
     else this.f.get(this.reg[r]!);
   }
 
-  /** Pops into x_r (x0 discards), written through to the hart block unless a pure loop defers it. */
+  /**
+   * Pops into x_r (x0 discards). It reaches the hart block at the next point
+   * that can read it (flush), or where control leaves a pure loop that defers it.
+   */
   setX(r: number): void {
     if (r === 0) {
       this.f.op(OP.drop);
@@ -431,8 +442,19 @@ class Emitter {
     }
     this.f.set(this.reg[r]!);
     if (this.deferMask & (1 << r)) return;
-    this.block();
-    this.f.get(this.reg[r]!).mem(OP.i64_store, 3, 8 * (SLOT.X + r));
+    this.dirty |= 1 << r;
+  }
+
+  /** Stores the registers written since the last flush: the hart block is current after it. */
+  flush(): void {
+    const d = this.dirty;
+    if (d === 0) return;
+    this.dirty = 0;
+    for (let r = 1; r < 32; r++) {
+      if ((d & (1 << r)) === 0) continue;
+      this.block();
+      this.f.get(this.reg[r]!).mem(OP.i64_store, 3, 8 * (SLOT.X + r));
+    }
   }
 
   /** Pushes the hart state block's address. */
@@ -440,8 +462,9 @@ class Emitter {
     this.f.get(this.base);
   }
 
-  /** Stores the registers a pure loop deferred: control leaves its blocks here. */
+  /** Stores the registers not yet in the hart block (a pure loop's, the last writes'): control leaves here. */
   leaveDeferred(): void {
+    this.flush();
     for (let r = 1; r < 32; r++) {
       if ((this.deferMask & (1 << r)) === 0) continue;
       this.block();
@@ -771,6 +794,7 @@ export function encodeRegions(bodies: readonly FunctionBody[]): Uint8Array {
  * open); an earlier one goes back through the loop's br_table.
  */
 function goTo(e: Emitter, off: number, index: Map<number, number>): void {
+  e.flush();
   const j = index.get(off);
   if (j === undefined) {
     e.exitAt(off);
@@ -781,6 +805,9 @@ function goTo(e: Emitter, off: number, index: Map<number, number>): void {
   else if (e.top !== null) e.f.i32(j).set(e.bb).br(e.top);
   else throw new Error('backward edge in a region without a loop');
 }
+
+/** Major opcodes of integer arithmetic (OP, OP-IMM, OP-32, OP-IMM-32, LUI, AUIPC) and FENCE. */
+const ALU_OPCODES = new Set([0x13, 0x1b, 0x33, 0x3b, 0x37, 0x17, 0x0f]);
 
 function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, check: number): void {
   const f = e.f;
@@ -796,6 +823,8 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
   for (let k = 0; k < len; k++) {
     const ins = b.insns[k]!;
     const rest = len - k - 1;
+    // Only integer arithmetic neither reads the hart block nor can leave the region.
+    if (ins.kind !== Kind.Native || !ALU_OPCODES.has(ins.insn & 0x7f)) e.flush();
     switch (ins.kind) {
       case Kind.System:
         // ECALL and CSR accesses may read any register (the block is current), and
@@ -845,6 +874,7 @@ function emitBlock(e: Emitter, b: Block, i: number, index: Map<number, number>, 
   if (b.next >= 0) {
     const j = index.get(b.next);
     if (j === i + 1) { // the next block follows in the layout
+      e.flush();
       if (i === e.deferTo) e.leaveDeferred();
       return;
     }
