@@ -98,6 +98,13 @@ const HOT_FAILED = -1;
  * -QUEUED_WAIT x threshold: an entry that keeps running while it waits for its
  * batch (a hot loop) has the batch translated at once.
  */
+/**
+ * Entries before a region is hot. 400 since branch hints and lazier register
+ * stores made translated code cheaper to have early: boots were faster in 9 of
+ * 11 interleaved pairs against 1000, the shell loop in 8 of 11; 200 was slower
+ * than 400 (docs/decisions.md, "Batches").
+ */
+const DEFAULT_THRESHOLD = 400;
 const WATCH_ENTRIES = 1 << 16;
 const WATCH_MASK = WATCH_ENTRIES - 1;
 const WATCH_TRANSLATED = 1 << 29;
@@ -167,7 +174,7 @@ export class Jit implements HartAccelerator {
   private credited = 0;
 
   constructor(readonly hart: Hart, opts: JitOptions = {}) {
-    this.threshold = opts.threshold ?? 1000;
+    this.threshold = opts.threshold ?? DEFAULT_THRESHOLD;
     this.capacity = opts.capacity ?? 32768;
     this.batch = opts.batch ?? 64;
     this.fusedMadd = opts.fusedMadd ?? hostFusedMadd();
