@@ -359,6 +359,32 @@ test('an entry whose jump-watch slot another translation holds is translated whi
   assert.ok(t.jit!.stats.interpreted < 5_000, `interpreted ${t.jit!.stats.interpreted}`);
 });
 
+test('entries hot in one batch share their code: a region stops where an earlier one of the batch is entered', () => {
+  // j A.  A: x5++; j B.  B: x6++; x31--; bnez x31, A; ecall. A (one jump ahead) and B get hot
+  // in the same iteration; A's region holds A, B and the ECALL (6 instructions), and B's must
+  // stop at A: B and the ECALL (4), not all 6 again.
+  const program = [
+    i(200, 0, 0, 31, 0x13), jal(4, 0), // x31 = 200; j A
+    i(1, 5, 0, 5, 0x13), jal(4, 0), // A
+    i(1, 6, 0, 6, 0x13), i(-1, 31, 0, 31, 0x13), b(-16, 31, 0, 1), // B: bne x31, x0, A
+    ECALL,
+  ];
+  const runs = (['off', 'on'] as const).map((mode) => {
+    const m = setup(program, 'off');
+    const jit = mode === 'on' ? new Jit(m.hart, { threshold: 5, batch: 64 }) : null;
+    if (jit) m.hart.attachAccelerator(jit);
+    assert.equal(runToEcall(m.hart, 100_000).kind, 'ecall');
+    return { x5: m.hart.getX(5), x6: m.hart.getX(6), steps: m.hart.steps, jit };
+  });
+  const [a, t] = runs as [typeof runs[0], typeof runs[0]];
+  assert.deepEqual([t.x5, t.x6, t.steps], [a.x5, a.x6, a.steps]);
+  assert.deepEqual([a.x5, a.x6], [200n, 200n]);
+  const st = t.jit!.stats;
+  assert.equal(st.modules, 1, `one batch: ${JSON.stringify(st)}`);
+  assert.equal(st.regions, 2, JSON.stringify(st));
+  assert.equal(st.instructionsTranslated, 6 + 4);
+});
+
 /** x5 = 1 at `target`; the program writes "x5 = 2" over it and runs it again. */
 test('a store over translated code is seen by the next execution (self-modifying code)', () => {
   const addi = (imm: number): number => i(imm, 0, 0, 5, 0x13);

@@ -454,6 +454,8 @@ export class Jit implements HartAccelerator {
     const entries: (readonly number[])[] = [];
     const metas: Pending[] = [];
     let instructions = 0;
+    /** Entries of the regions built so far in this batch: pc low words, by machine page (a stop is only ever an early exit, so an alias with another pcHi costs speed, not correctness). */
+    const batch = new Map<number, number[]>();
     for (const p of queue) {
       const hi = (p.pcLo >>> 1) & (HOT_ENTRIES - 1);
       if (this.hotTag[hi] === p.pcLo) this.hot[hi] = 0;
@@ -463,14 +465,27 @@ export class Jit implements HartAccelerator {
       const idx = pmap.indexOf(p.gppn * PAGE_SIZE);
       if (idx < 0 || ((pmap.entries[idx]! >>> PM_FRAME_SHIFT) * PAGE_SIZE) !== p.maddrPage) continue;
       if (this.pages.get(p.maddrPage)?.some((r) => entersAt(r, p.pcLo, p.pcHi))) continue;
+      if (batch.get(p.maddrPage)?.includes(p.pcLo)) continue;
       // Mark first: from here on, a write to the page drops what is built from it.
       pmap.markCode(idx);
       try {
+        // A region of this batch stops where an earlier one of the batch is entered: entries hot
+        // together are mostly one function's (its start, its loop heads, the code after each call),
+        // and each region would otherwise hold the rest of the function again (a boot translated
+        // 2.1 instructions per distinct instruction, 1.5 with this). Stopping at the entries of
+        // regions built before made ash's code slower: a path the region followed became a
+        // chained exit.
+        const page = p.pcLo & -4096;
+        const built = batch.get(p.maddrPage);
         const tr = translateRegion({
           u16: this.u16, maddrPage: p.maddrPage, pcLo: p.pcLo, pcHi: p.pcHi,
           blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc, fusedMadd: this.fusedMadd,
+          entered: (off) => built?.includes(page | off) ?? false,
         });
         if (tr === null) continue;
+        const list = built ?? [];
+        if (built === undefined) batch.set(p.maddrPage, list);
+        list.push(p.pcLo, ...tr.entries.map((off) => page | off));
         this.heat(p, tr.falls, queue);
         bodies.push(tr.body);
         entries.push(tr.entries);

@@ -118,6 +118,11 @@ export interface RegionSource {
   readonly rvc: Int32Array;
   /** The host has an exact fused multiply-add (fma.ts): FMADD.D and its kin use it. */
   readonly fusedMadd?: boolean;
+  /**
+   * Whether another region is entered at this page offset: the region stops there
+   * and chains to it, rather than translating that code a second time.
+   */
+  readonly entered?: (off: number) => boolean;
 }
 
 export interface Translation {
@@ -264,17 +269,26 @@ function targetsOf(i: Insn): number[] {
 /** Finds the blocks of the region: leaders first, then straight-line runs between them. */
 function discover(src: RegionSource, start: number): Block[] {
   const leaders = new Set<number>();
+  /** Offsets other regions are entered at, where a block of this one stops. */
+  const stops = new Set<number>();
+  const entered = (off: number): boolean => {
+    if (off === start || src.entered === undefined) return false;
+    if (stops.has(off)) return true;
+    if (!src.entered(off)) return false;
+    stops.add(off);
+    return true;
+  };
   const work = [start];
   let budget = REGION_MAX;
   while (work.length > 0 && budget > 0) {
     const s = work.pop()!;
-    if (leaders.has(s)) continue;
+    if (leaders.has(s) || entered(s)) continue;
     leaders.add(s);
     let off = s;
     let n = 0;
     for (;;) {
       if (off >= 4096 || budget <= 0) break;
-      if (off !== s && leaders.has(off)) break;
+      if (off !== s && (leaders.has(off) || entered(off))) break;
       const i = decodeAt(src, off);
       if (i === null) break;
       n++;
@@ -297,7 +311,7 @@ function discover(src: RegionSource, start: number): Block[] {
     let next = -1;
     for (;;) {
       if (off >= 4096) break;
-      if (off !== s && leaders.has(off)) { next = off; break; }
+      if (off !== s && (leaders.has(off) || stops.has(off))) { next = off; break; }
       if (insns.length >= BLOCK_MAX) { next = off; break; }
       const i = decodeAt(src, off);
       if (i === null) { next = off; break; }
