@@ -7,7 +7,7 @@ import type { Hart } from '../src/cpu/hart.js';
 import { warmInterpreter, warmupMachine, WARMUP_ROUNDS } from '../src/cpu/warmup.js';
 import { Jit } from '../src/jit/index.js';
 
-const MINSTRET = 0xb02, FCSR = 0x003;
+const MINSTRET = 0xb02, FCSR = 0x003, MIP = 0x344;
 
 /** Runs to the program's end (its last ECALL), counting the ECALL exits on the way (one per round and the last). */
 function toEnd(hart: Hart, end: bigint, chunk: number): number {
@@ -35,6 +35,8 @@ test('the warm-up program ends at its ECALL, having trapped, and the translator 
   // Misaligned AMOs, EBREAK, ECALL and an illegal word trap and do not retire.
   assert.ok(a.minstret < BigInt(a.steps), `minstret ${a.minstret}, steps ${a.steps}`);
   assert.notEqual(a.fcsr & 0x1fn, 0n, 'floating point raised no flag');
+  // The program sets mip.SSIP once a round; only the interrupt's handler clears it.
+  assert.equal(plain.hart.readCsr(MIP) & 2n, 0n, 'the software interrupt was not taken');
 
   const jitted = warmupMachine(3);
   jitted.hart.attachAccelerator(new Jit(jitted.hart, { threshold: 0, batch: 1 }));

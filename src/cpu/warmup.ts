@@ -2,7 +2,8 @@
  * The interpreter's warm-up: before a machine's first instruction, a scratch
  * hart runs a short program that takes every path of the interpreter's
  * instruction switch at least once (each RV64GC opcode class and width,
- * misaligned accesses, taken and untaken branches, AMOs, FP, CSRs, traps).
+ * misaligned accesses, taken and untaken branches, AMOs, FP, CSRs, traps,
+ * a software interrupt taken, a 32-bit fetch across a page end).
  *
  * Why: V8 optimises the interpreter's one large function early in a boot, on
  * the type feedback of the instructions seen so far. The first instruction of
@@ -16,7 +17,7 @@
  */
 import { Clock } from './clock.js';
 import { PRIV_M } from './csr-numbers.js';
-import { b, csrrs, csrrw, ECALL, i, lui, MRET, r, s } from './encode.js';
+import { b, csrrs, csrrw, ECALL, i, jal, lui, MRET, r, s } from './encode.js';
 import { Hart, INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_WATCHED } from './hart.js';
 import { MachineMemory } from '../memory/machine-memory.js';
 import { Pmap } from '../memory/pmap.js';
@@ -28,7 +29,15 @@ const EBREAK = 0x0010_0073;
 const ILLEGAL = 0xffff_ffff;
 /** c.addi a0, 1 and c.mv a1, a0 (RVC quadrants 1 and 2): the compressed fetch path. */
 const C_PAIR = 0x85aa_0505;
-const CSR_MSTATUS = 0x300, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341, CSR_FCSR = 0x003;
+const CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341, CSR_MCAUSE = 0x342, CSR_MIP = 0x344, CSR_FCSR = 0x003;
+/** mip/mie bit 1 (SSIP/SSIE, privileged spec 3.1.9) and mstatus.MIE (bit 3). */
+const SSI = 2, MSTATUS_MIE = 8;
+/** A 32-bit instruction here straddles a page end: the fetch's second half comes from the next page. */
+const STRADDLE = DRAM + 0x1ffe;
+/** Stands for `jal ra, STRADDLE` in the body until the layout gives it its offset. */
+const CALL_STRADDLE = -1;
+const csrrsi = (csr: number, uimm: number): number => i(csr, uimm, 6, 0, 0x73);
+const csrrci = (csr: number, uimm: number): number => i(csr, uimm, 7, 0, 0x73);
 const CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02;
 
 /** How the warm-up ended: the tests compare it with the translator's run of the same program. */
@@ -59,6 +68,7 @@ export function warmupProgram(rounds: number): number[] {
   out.push(lui(6, 30), csrrs(CSR_MSTATUS, 30, 0)); // mstatus.FS on
   out.push(lui((HANDLER >>> 12) & 0xfffff, 30), i(32, 30, 1, 30, 0x13), i(32, 30, 5, 30, 0x13), csrrw(CSR_MTVEC, 30, 0));
   out.push(i(rounds, 0, 0, 31, 0x13));
+  out.push(csrrsi(CSR_MIE, SSI), csrrsi(CSR_MSTATUS, MSTATUS_MIE)); // a software interrupt, when pending, is taken
   // Values of every size: feedback for the arithmetic is then general from the start.
   for (let x = 3; x < 29; x++) out.push(lui(int(0x100000), x), i(int(4096) - 2048, x, 0, x, 0x13));
   const top = out.length;
@@ -91,18 +101,28 @@ export function warmupProgram(rounds: number): number[] {
   body.push([csrrs(CSR_MINSTRET, 0, reg())], [csrrs(CSR_MCYCLE, 0, reg())], [csrrw(CSR_MSCRATCH, reg(), reg())], [csrrs(CSR_FCSR, 0, reg())]);
   body.push([i(CSR_MSCRATCH, 3, 6, reg(), 0x73)], [i(CSR_MSCRATCH, 3, 7, reg(), 0x73)], [i(CSR_MSCRATCH, reg(), 3, reg(), 0x73)]);
   body.push([ECALL], [EBREAK], [ILLEGAL], [0x0000_000f], [0x0000_100f], [lui(0x12345, reg())], [0x17 | (reg() << 7)], [C_PAIR]);
+  body.push([csrrsi(CSR_MIP, SSI)], [CALL_STRADDLE]); // an interrupt taken; a fetch across a page end
   // Shuffled, groups kept together: the order of the switch's cases is not the order seen.
   for (let k = body.length - 1; k > 0; k--) {
     const j = int(k + 1);
     [body[k], body[j]] = [body[j]!, body[k]!];
   }
-  for (const g of body) out.push(...g);
-  out.push(i(-1, 31, 0, 31, 0x13), b(4 * (top - out.length), 0, 31, 1), ECALL);
+  for (const g of body) for (const w of g) out.push(w === CALL_STRADDLE ? jal(STRADDLE - (DRAM + 4 * out.length), 1) : w);
+  out.push(i(-1, 31, 0, 31, 0x13), b(4 * (top - out.length), 0, 31, 1));
+  // The handler's scratch register, as the last trap left it (an interrupt's or an exception's), zeroed.
+  out.push(i(0, 0, 0, 30, 0x13), ECALL);
+  if (DRAM + 4 * out.length > STRADDLE) throw new Error('warm-up program overlaps its page-crossing code');
   return out;
 }
 
-/** The trap handler: skip the 4-byte instruction that trapped and return. */
-export const WARMUP_HANDLER = [csrrs(CSR_MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(CSR_MEPC, 30, 0), MRET];
+/** The trap handler: an exception skips the 4-byte instruction that trapped; an interrupt clears mip.SSIP. */
+export const WARMUP_HANDLER = [
+  csrrs(CSR_MCAUSE, 0, 30), b(20, 0, 30, 4), // blt x30, x0: an interrupt
+  csrrs(CSR_MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(CSR_MEPC, 30, 0), MRET,
+  csrrci(CSR_MIP, SSI), MRET,
+];
+/** At STRADDLE: `addi x5, x5, 1` across the page end, then `ret`. */
+const STRADDLE_CODE = [i(1, 5, 0, 5, 0x13), i(0, 1, 0, 0, 0x67)];
 
 function words(ws: readonly number[]): Uint8Array {
   const out = new Uint8Array(ws.length * 4);
@@ -120,6 +140,7 @@ export function warmupMachine(rounds: number, ecallExitMask = 1 << PRIV_M): { ha
   const program = warmupProgram(rounds);
   pmap.write(DRAM, words(program));
   pmap.write(HANDLER, words(WARMUP_HANDLER));
+  pmap.write(STRADDLE, words(STRADDLE_CODE));
   pmap.write(DATA, new Uint8Array(0x2000).map((_v, k) => (k * 37 + 11) & 0xff));
   hart.reset(BigInt(DRAM));
   // Where the last ECALL leaves the pc.
