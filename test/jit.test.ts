@@ -11,7 +11,7 @@ import { Jit } from '../src/jit/index.js';
 import { MachineMemory } from '../src/memory/machine-memory.js';
 import { PM_CODE, Pmap } from '../src/memory/pmap.js';
 import { prng } from './support.js';
-import { b, csrrs, csrrw, csrrwi, ECALL, i, jal, lui, MRET, r, s } from '../src/cpu/encode.js';
+import { b, csrrs, csrrw, csrrwi, ECALL, i, jal, lui, MRET, r, s, words } from '../src/cpu/encode.js';
 
 const DRAM = 0x8000_0000;
 const CODE = DRAM;
@@ -116,13 +116,6 @@ function randomProgram(seed: number, length: number, rounds: number, pure = fals
 const HANDLER_CODE = [csrrs(MEPC, 0, 30), i(4, 30, 0, 30, 0x13), csrrw(MEPC, 30, 0), MRET];
 
 interface Run { regs: bigint[]; fregs: bigint[]; fcsr: bigint; mstatus: bigint; pc: bigint; minstret: bigint; data: Uint8Array; steps: number; jit: Jit | null }
-
-function words(ws: readonly number[]): Uint8Array {
-  const out = new Uint8Array(ws.length * 4);
-  const dv = new DataView(out.buffer);
-  ws.forEach((w, k) => dv.setUint32(4 * k, w, true));
-  return out;
-}
 
 function setup(program: readonly number[], jit: 'off' | 'eager', ecallExitMask = 1 << PRIV_M): { hart: Hart; pmap: Pmap; jit: Jit | null } {
   const mem = MachineMemory.create(8 << 20);

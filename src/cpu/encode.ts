@@ -20,5 +20,15 @@ export const jal = (imm: number, rd: number): number =>
 export const csrrw = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 1, rd, 0x73);
 export const csrrs = (csr: number, rs1: number, rd: number): number => i(csr, rs1, 2, rd, 0x73);
 export const csrrwi = (csr: number, uimm: number): number => i(csr, uimm, 5, 0, 0x73);
+export const csrrsi = (csr: number, uimm: number): number => i(csr, uimm, 6, 0, 0x73);
+export const csrrci = (csr: number, uimm: number): number => i(csr, uimm, 7, 0, 0x73);
 export const ECALL = 0x00000073;
 export const MRET = 0x30200073;
+
+/** 32-bit instruction words as little-endian bytes, to write into guest memory. */
+export function words(ws: readonly number[]): Uint8Array {
+  const out = new Uint8Array(ws.length * 4);
+  const dv = new DataView(out.buffer);
+  ws.forEach((w, k) => dv.setUint32(4 * k, w >>> 0, true));
+  return out;
+}

@@ -17,7 +17,7 @@
  */
 import { Clock } from './clock.js';
 import { PRIV_M } from './csr-numbers.js';
-import { b, csrrs, csrrw, ECALL, i, jal, lui, MRET, r, s } from './encode.js';
+import { b, csrrci, csrrs, csrrsi, csrrw, ECALL, i, jal, lui, MRET, r, s, words } from './encode.js';
 import { Hart, INTERPRET_NO_FLUSH, INTERPRET_NO_IRQ, INTERPRET_STOP_AT_WATCHED } from './hart.js';
 import { MachineMemory } from '../memory/machine-memory.js';
 import { Pmap } from '../memory/pmap.js';
@@ -36,8 +36,6 @@ const SSI = 2, MSTATUS_MIE = 8;
 const STRADDLE = DRAM + 0x1ffe;
 /** Stands for `jal ra, STRADDLE` in the body until the layout gives it its offset. */
 const CALL_STRADDLE = -1;
-const csrrsi = (csr: number, uimm: number): number => i(csr, uimm, 6, 0, 0x73);
-const csrrci = (csr: number, uimm: number): number => i(csr, uimm, 7, 0, 0x73);
 const CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02;
 
 /** How the warm-up ended: the tests compare it with the translator's run of the same program. */
@@ -123,13 +121,6 @@ export const WARMUP_HANDLER = [
 ];
 /** At STRADDLE: `addi x5, x5, 1` across the page end, then `ret`. */
 const STRADDLE_CODE = [i(1, 5, 0, 5, 0x13), i(0, 1, 0, 0, 0x67)];
-
-function words(ws: readonly number[]): Uint8Array {
-  const out = new Uint8Array(ws.length * 4);
-  const dv = new DataView(out.buffer);
-  ws.forEach((w, k) => dv.setUint32(4 * k, w >>> 0, true));
-  return out;
-}
 
 /** A scratch machine with the warm-up program loaded, its hart at the first instruction. */
 export function warmupMachine(rounds: number, ecallExitMask = 1 << PRIV_M): { hart: Hart; pmap: Pmap; end: bigint } {

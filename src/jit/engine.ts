@@ -90,6 +90,14 @@ const HOT_QUEUED = -2;
 const HOT_FAILED = -1;
 
 /**
+ * Entries before a region is hot. 400 since branch hints and lazier register
+ * stores made translated code cheaper to have early: boots were faster in 9 of
+ * 11 interleaved pairs against 1000, the shell loop in 8 of 11; 200 was slower
+ * than 400 (docs/decisions.md, "Batches").
+ */
+const DEFAULT_THRESHOLD = 400;
+
+/**
  * The jump watch (Hart.setJumpWatch): a counter per slot of target pcs, counted
  * up by the interpreter's taken jumps and by find(). It starts at -threshold; at
  * zero the entry is hot. A translated entry's slot holds WATCH_TRANSLATED (the
@@ -98,13 +106,6 @@ const HOT_FAILED = -1;
  * -QUEUED_WAIT x threshold: an entry that keeps running while it waits for its
  * batch (a hot loop) has the batch translated at once.
  */
-/**
- * Entries before a region is hot. 400 since branch hints and lazier register
- * stores made translated code cheaper to have early: boots were faster in 9 of
- * 11 interleaved pairs against 1000, the shell loop in 8 of 11; 200 was slower
- * than 400 (docs/decisions.md, "Batches").
- */
-const DEFAULT_THRESHOLD = 400;
 const WATCH_ENTRIES = 1 << 16;
 const WATCH_MASK = WATCH_ENTRIES - 1;
 const WATCH_TRANSLATED = 1 << 29;
@@ -476,16 +477,15 @@ export class Jit implements HartAccelerator {
         // regions built before made ash's code slower: a path the region followed became a
         // chained exit.
         const page = p.pcLo & -4096;
-        const built = batch.get(p.maddrPage);
+        const others = batch.get(p.maddrPage) ?? [];
+        batch.set(p.maddrPage, others);
         const tr = translateRegion({
           u16: this.u16, maddrPage: p.maddrPage, pcLo: p.pcLo, pcHi: p.pcHi,
           blockAddr: this.hart.blockOffset, lookupAddr: this.lookupAddr, rvc: this.rvc, fusedMadd: this.fusedMadd,
-          entered: (off) => built?.includes(page | off) ?? false,
+          entered: (off) => others.includes(page | off),
         });
         if (tr === null) continue;
-        const list = built ?? [];
-        if (built === undefined) batch.set(p.maddrPage, list);
-        list.push(p.pcLo, ...tr.entries.map((off) => page | off));
+        others.push(p.pcLo, ...tr.entries.map((off) => page | off));
         this.heat(p, tr.falls, queue);
         bodies.push(tr.body);
         entries.push(tr.entries);

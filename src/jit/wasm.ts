@@ -156,7 +156,6 @@ export type Label = number;
 const F64_SCRATCH = new Float64Array(1);
 const F64_BYTES = new Uint8Array(F64_SCRATCH.buffer);
 
-/** The body of one function. */
 /**
  * A branch hint (the branch hinting proposal's `metadata.code.branch_hint`
  * custom section): V8's optimising compiler places the unlikely side out of
@@ -166,6 +165,7 @@ export const HINT_UNLIKELY = 0;
 export const HINT_LIKELY = 1;
 export type BranchHint = typeof HINT_UNLIKELY | typeof HINT_LIKELY;
 
+/** The body of one function. */
 export class FunctionBody extends ByteWriter {
   /** Open labels, innermost last. */
   private labels = new Int32Array(64);
